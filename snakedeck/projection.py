@@ -105,6 +105,8 @@ def fold_run(doc: Doc, event: Envelope) -> Doc:
             doc["state_reason"] = data.get("reason", "")
             doc["exit_code"] = data.get("exit_code")
             doc["signal"] = data.get("signal")
+        if data.get("workflow") and not doc.get("workflow"):
+            doc["workflow"] = data["workflow"]  # hand-run Snakemake names its own workflow
         if state == RunState.INITIALIZING:
             doc.setdefault("initialized_at", event["ts"])
         elif state == RunState.RUNNING:
@@ -133,9 +135,8 @@ def fold_run(doc: Doc, event: Envelope) -> Doc:
     elif kind == "rulegraph":
         if _newer(doc, "rulegraph_seq", seq):
             doc["rulegraph"] = data.get("rulegraph")
-    elif kind == "error":
-        if _newer(doc, "error_seq", seq):
-            doc["error"] = event.get("msg", "")
+    elif kind == "error" and _newer(doc, "error_seq", seq):
+        doc["error"] = event.get("msg", "")
     return doc
 
 

@@ -134,8 +134,9 @@ class Bus(abc.ABC):
 
     # -- consuming (each handler runs on a background thread owned by the bus) ------------------
     @abc.abstractmethod
-    def consume_persist(self, handler: Handler, *, batch_size: int = 500,
-                        max_wait: float = 0.05) -> Subscription:
+    def consume_persist(
+        self, handler: Handler, *, batch_size: int = 500, max_wait: float = 0.05
+    ) -> Subscription:
         """Deliver events from the persist queue in batches of up to ``batch_size``."""
 
     @abc.abstractmethod

@@ -119,8 +119,9 @@ class Store(abc.ABC):
         """Newest first (``submitted_at`` then ``run_id``, descending), keyset-paginated."""
 
     @abc.abstractmethod
-    def update_run(self, run_id: str, changes: Mapping[str, Any], *,
-                   only_states: Iterable[str] | None = None) -> bool:
+    def update_run(
+        self, run_id: str, changes: Mapping[str, Any], *, only_states: Iterable[str] | None = None
+    ) -> bool:
         """Set top-level fields of a run outside the event projection (e.g. a cancel request);
         with ``only_states``, only while the run is in one of them. Returns whether it did."""
 
