@@ -1,0 +1,179 @@
+"""The workflow registry: listing, safe names, broken definitions, config defaults and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snakedeck.workflows import (
+    ConfigInvalid,
+    UnknownWorkflow,
+    Workflow,
+    WorkflowDefinitionError,
+    WorkflowRegistry,
+)
+
+REPO_WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+
+
+@pytest.fixture
+def registry() -> WorkflowRegistry:
+    return WorkflowRegistry(REPO_WORKFLOWS)
+
+
+def make_workflow(root: Path, name: str, yaml_text: str, *, snakefile: bool = True) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "workflow.yaml").write_text(yaml_text)
+    if snakefile:
+        (d / "Snakefile").write_text("rule all:\n    shell: 'true'\n")
+    return d
+
+
+def test_demo_is_listed_and_described(registry: WorkflowRegistry) -> None:
+    names = [w.name for w in registry.list()]
+    assert "demo" in names
+    demo = registry.get("demo")
+    assert isinstance(demo, Workflow)
+    assert demo.snakefile == (REPO_WORKFLOWS / "demo" / "Snakefile").resolve()
+    assert demo.directory == (REPO_WORKFLOWS / "demo").resolve()
+    assert demo.version and demo.description
+    assert demo.config_schema["properties"]["samples"]["default"] == 6
+    public = demo.to_dict()
+    assert set(public) == {"name", "version", "description", "config_schema", "inputs"}
+    assert "snakefile" not in str(public)
+
+
+def test_demo_defaults_are_filled(registry: WorkflowRegistry) -> None:
+    config = registry.validate_config("demo", {"samples": 3})
+    assert config["samples"] == 3
+    assert config["sleep"] == 0.3
+    assert config["mode"] == "lines"
+    assert "fail_sample" not in config
+    assert registry.validate_config("demo", None) == registry.get("demo").defaults()
+
+
+def test_validate_does_not_mutate_input(registry: WorkflowRegistry) -> None:
+    given = {"samples": 2}
+    registry.validate_config(registry.get("demo"), given)
+    assert given == {"samples": 2}
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"samples": 0}, "samples"),
+        ({"samples": 501}, "samples"),
+        ({"samples": "six"}, "samples"),
+        ({"sleep": -1}, "sleep"),
+        ({"mode": "chars"}, "mode"),
+        ({"fail_sample": "../x"}, "fail_sample"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_invalid_config_names_the_field(
+    registry: WorkflowRegistry, config: dict, field: str
+) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        registry.validate_config("demo", config)
+    fields = [e["field"] for e in info.value.errors]
+    assert field in fields
+    assert all(e["message"] for e in info.value.errors)
+    assert field in str(info.value)
+
+
+def test_every_error_is_reported(registry: WorkflowRegistry) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        registry.validate_config("demo", {"samples": 0, "mode": "x"})
+    assert {e["field"] for e in info.value.errors} == {"samples", "mode"}
+
+
+def test_nested_required_and_defaults(tmp_path: Path) -> None:
+    make_workflow(
+        tmp_path,
+        "nested",
+        """
+name: nested
+version: 2
+description: nested config
+config_schema:
+  type: object
+  required: [ref]
+  properties:
+    ref:
+      type: object
+      required: [path]
+      properties:
+        path: {type: string}
+        build: {type: string, default: hg38}
+""",
+    )
+    reg = WorkflowRegistry(tmp_path)
+    assert reg.get("nested").version == "2"
+    assert reg.validate_config("nested", {"ref": {"path": "x"}}) == {
+        "ref": {"path": "x", "build": "hg38"}
+    }
+    with pytest.raises(ConfigInvalid) as info:
+        reg.validate_config("nested", {"ref": {}})
+    assert info.value.errors[0]["field"] == "ref.path"
+    with pytest.raises(ConfigInvalid) as info:
+        reg.validate_config("nested", {})
+    assert info.value.errors[0]["field"] == "ref"
+    with pytest.raises(ConfigInvalid):
+        reg.validate_config("nested", [1])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["nope", "../demo", "demo/..", "", ".", "a b", "demo\x00", 5])
+def test_unknown_or_unsafe_names(registry: WorkflowRegistry, name: object) -> None:
+    with pytest.raises(UnknownWorkflow):
+        registry.get(name)  # type: ignore[arg-type]
+    with pytest.raises(UnknownWorkflow):
+        registry.validate_config(name, {})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "snakefile", "problem"),
+    [
+        ("name: [unclosed", True, "not valid YAML"),
+        ("- just\n- a list\n", True, "YAML mapping"),
+        ("name: other\n", True, "must equal the folder name"),
+        ("config_schema: {type: 12}\n", True, "not a valid JSON Schema"),
+        ("inputs: {a: 1}\n", True, "inputs must be a list"),
+        ("description: ok\n", False, "no Snakefile"),
+        ("colour: blue\n", True, "unknown keys: colour"),
+    ],
+)
+def test_broken_definition_names_the_file(
+    tmp_path: Path, text: str, snakefile: bool, problem: str
+) -> None:
+    d = make_workflow(tmp_path, "broken", text, snakefile=snakefile)
+    reg = WorkflowRegistry(tmp_path)
+    with pytest.raises(WorkflowDefinitionError) as info:
+        reg.get("broken")
+    assert str(d / "workflow.yaml") in str(info.value) or str(d) in str(info.value)
+    assert problem in str(info.value)
+    with pytest.raises(WorkflowDefinitionError):
+        reg.list()
+    assert reg.list(strict=False) == []
+
+
+def test_list_skips_non_workflow_folders(tmp_path: Path) -> None:
+    make_workflow(tmp_path, "good", "description: fine\n")
+    (tmp_path / "not-a-workflow").mkdir()
+    (tmp_path / "README.md").write_text("hi")
+    reg = WorkflowRegistry(tmp_path)
+    assert [w.name for w in reg.list()] == ["good"]
+    assert WorkflowRegistry(tmp_path / "missing").list() == []
+
+
+def test_definition_is_reloaded_when_changed(tmp_path: Path) -> None:
+    import os
+
+    d = make_workflow(tmp_path, "wf", "version: '1'\n")
+    reg = WorkflowRegistry(tmp_path)
+    assert reg.get("wf").version == "1"
+    (d / "workflow.yaml").write_text("version: '2'\n")
+    st = (d / "workflow.yaml").stat()
+    os.utime(d / "workflow.yaml", (st.st_atime, st.st_mtime + 5))
+    assert reg.get("wf").version == "2"
