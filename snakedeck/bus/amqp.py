@@ -1,0 +1,698 @@
+"""The RabbitMQ bus (pika).
+
+pika connections are not thread-safe, so:
+
+- the small publishes (update, submit, control) and inspection use one BlockingConnection per
+  calling thread, with publisher confirms;
+- ``publish_events`` goes through one SelectConnection driven by its own I/O thread, so a whole
+  batch is in flight at once and confirms (``multiple=True`` aware) are counted as they arrive;
+- each ``consume_*`` runs on its own thread with its own connection, reconnects with back-off
+  when the broker goes away, and settles acks on that thread (``add_callback_threadsafe`` when a
+  handler settles from elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from snakedeck.bus.base import Bus, BusError, Delivery, Handler, Outgoing, Subscription
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+PERSISTENT = 2
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _props(message_id: str | None = None) -> BasicProperties:
+    return BasicProperties(delivery_mode=PERSISTENT, content_type=JSON, message_id=message_id)
+
+
+class _Batch:
+    """Confirms outstanding for one ``publish_events`` call."""
+
+    __slots__ = ("done", "error", "remaining")
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.error: str | None = None
+        self.done = threading.Event()
+
+    def settle(self, ok: bool) -> None:
+        if not ok and self.error is None:
+            self.error = "the broker refused (nacked) a message"
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.done.set()
+
+    def fail(self, reason: str) -> None:
+        if self.error is None:
+            self.error = reason
+        self.done.set()
+
+
+class _ConfirmPublisher:
+    """One SelectConnection + confirm channel on its own I/O thread; many messages in flight."""
+
+    def __init__(self, params: pika.URLParameters, exchange: str, where: str) -> None:
+        self._params = params
+        self._exchange = exchange
+        self._where = where
+        self._ready = threading.Event()
+        self._error: str | None = None
+        self._conn: pika.SelectConnection | None = None
+        self._channel: Any = None
+        self._pending: OrderedDict[int, _Batch] = OrderedDict()
+        self._next_tag = 0
+        self.alive = False
+        self._thread = threading.Thread(target=self._run, name="amqp-publisher", daemon=True)
+
+    # -- caller side ----------------------------------------------------------------------------
+    def start(self, timeout: float) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.close()
+            raise BusError(f"RabbitMQ at {self._where} did not open a channel within {timeout}s")
+        if self._error is not None:
+            raise BusError(f"cannot connect to RabbitMQ at {self._where}: {self._error}")
+
+    def publish(self, messages: list[tuple[str, bytes, BasicProperties]], timeout: float) -> None:
+        batch = _Batch(len(messages))
+        conn = self._conn
+        if not self.alive or conn is None:
+            raise BusError(f"connection to RabbitMQ at {self._where} is closed")
+        try:
+            conn.ioloop.add_callback_threadsafe(lambda: self._publish(batch, messages))
+        except Exception as exc:
+            raise BusError(f"connection to RabbitMQ at {self._where} is closed: {exc}") from exc
+        if not batch.done.wait(timeout):
+            self.close()
+            raise BusError(
+                f"RabbitMQ at {self._where} did not confirm {batch.remaining} of {len(messages)} "
+                f"events within {timeout}s"
+            )
+        if batch.error is not None:
+            raise BusError(f"publishing events to {self._where} failed: {batch.error}")
+
+    def close(self) -> None:
+        conn = self._conn
+        if conn is not None and self.alive:
+            with contextlib.suppress(Exception):
+                conn.ioloop.add_callback_threadsafe(self._close_now)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(5)
+        self.alive = False
+
+    # -- I/O thread -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._conn = pika.SelectConnection(
+                self._params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self._conn.ioloop.start()
+        except Exception as exc:  # noqa: BLE001 - reported to the caller waiting on _ready
+            self._error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.alive = False
+            self._fail_all("the connection to RabbitMQ was lost")
+            self._ready.set()
+
+    def _on_open(self, conn: pika.SelectConnection) -> None:
+        conn.channel(on_open_callback=self._on_channel)
+
+    def _on_channel(self, channel: Any) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirming)
+
+    def _on_confirming(self, _frame: Any) -> None:
+        self.alive = True
+        self._ready.set()
+
+    def _on_open_error(self, conn: pika.SelectConnection, exc: BaseException) -> None:
+        self._error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        conn.ioloop.stop()
+
+    def _on_closed(self, conn: pika.SelectConnection, exc: BaseException) -> None:
+        self.alive = False
+        self._fail_all(f"the connection to RabbitMQ was lost ({type(exc).__name__}: {exc})")
+        conn.ioloop.stop()
+
+    def _on_channel_closed(self, _channel: Any, exc: BaseException) -> None:
+        self.alive = False
+        self._fail_all(f"the channel was closed ({exc})")
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+
+    def _close_now(self) -> None:
+        if self._conn is not None and self._conn.is_open:
+            self._conn.close()
+
+    def _fail_all(self, reason: str) -> None:
+        pending, self._pending = self._pending, OrderedDict()
+        for batch in pending.values():
+            batch.fail(reason)
+
+    def _publish(self, batch: _Batch, messages: list[tuple[str, bytes, BasicProperties]]) -> None:
+        if not self.alive:
+            batch.fail("the connection to RabbitMQ was lost")
+            return
+        if not messages:
+            batch.done.set()
+            return
+        try:
+            for routing_key, body, props in messages:
+                self._next_tag += 1
+                self._pending[self._next_tag] = batch
+                self._channel.basic_publish(self._exchange, routing_key, body, props)
+        except Exception as exc:  # noqa: BLE001 - any failure here fails the batch
+            batch.fail(f"{type(exc).__name__}: {exc}")
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        ok = isinstance(method, Basic.Ack)
+        tag = method.delivery_tag
+        if method.multiple:
+            while self._pending:
+                first = next(iter(self._pending))
+                if first > tag:
+                    break
+                self._pending.popitem(last=False)[1].settle(ok)
+        else:
+            batch = self._pending.pop(tag, None)
+            if batch is not None:
+                batch.settle(ok)
+
+
+class _AmqpSubscription(Subscription):
+    """A consumer thread with its own connection; reconnects with back-off until stopped."""
+
+    def __init__(
+        self,
+        bus: AmqpBus,
+        handler: Handler,
+        *,
+        kind: str,
+        batch_size: int,
+        max_wait: float,
+        prefetch: int,
+        auto_ack: bool,
+    ) -> None:
+        self._bus = bus
+        self._handler = handler
+        self._kind = kind
+        self._batch_size = batch_size
+        self._max_wait = max_wait
+        self._prefetch = prefetch
+        self._auto_ack = auto_ack
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._generation = 0
+        self._buffer: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
+        self._outstanding: OrderedDict[int, None] = OrderedDict()
+        self._acked: set[int] = set()
+        self.connected = False
+        self._thread = threading.Thread(target=self._loop, name=f"amqp:{kind}", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the consumer is registered (tests use it to avoid racing publishes)."""
+        return self._ready.wait(timeout)
+
+    # -- consumer thread ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._connect()
+                backoff = 0.2
+                self._consume()
+            except Exception as exc:  # noqa: BLE001 - any broker trouble: reconnect with back-off
+                if self._stop.is_set():
+                    break
+                log.warning(
+                    "%s consumer lost RabbitMQ at %s (%s: %s); retrying in %.1fs",
+                    self._kind,
+                    self._bus.where,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._disconnect()
+
+    def _connect(self) -> None:
+        self._generation += 1
+        self._buffer = []
+        self._outstanding.clear()
+        self._acked.clear()
+        self._conn = self._bus._connect()
+        ch = self._conn.channel()
+        self._channel = ch
+        queue = self._bus._declare_on(ch, self._kind)
+        ch.basic_qos(prefetch_count=self._prefetch)
+        ch.basic_consume(queue, self._on_message, auto_ack=self._auto_ack)
+        self.connected = True
+        self._ready.set()
+
+    def _disconnect(self) -> None:
+        self.connected = False
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _on_message(
+        self, _ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
+        self._buffer.append((method, props, body))
+        if not self._auto_ack:
+            self._outstanding[method.delivery_tag] = None
+
+    def _consume(self) -> None:
+        assert self._conn is not None
+        first_at: float | None = None
+        while not self._stop.is_set():
+            self._conn.process_data_events(time_limit=0.05 if self._buffer else 0.2)
+            self._flush_acks()
+            if not self._buffer:
+                first_at = None
+                continue
+            if first_at is None:
+                first_at = time.monotonic()
+            if (
+                len(self._buffer) < self._batch_size
+                and time.monotonic() - first_at < self._max_wait
+            ):
+                continue
+            first_at = None
+            while self._buffer and not self._stop.is_set():
+                chunk = self._buffer[: self._batch_size]
+                del self._buffer[: self._batch_size]
+                self._dispatch(chunk)
+                self._flush_acks()
+
+    def _dispatch(self, chunk: list[tuple[Basic.Deliver, BasicProperties, bytes]]) -> None:
+        deliveries = [self._delivery(m, p, b) for m, p, b in chunk]
+        try:
+            self._handler(deliveries)
+        except Exception:  # a handler bug must not kill the consumer
+            log.exception("%s handler failed; requeueing its unsettled deliveries", self._kind)
+            for d in deliveries:
+                with contextlib.suppress(BusError):
+                    d.requeue()
+            self._stop.wait(1.0)
+
+    def _delivery(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> Delivery:
+        if self._auto_ack:
+            settle: Callable[[str], None] = _noop
+        else:
+            tag, gen = method.delivery_tag, self._generation
+            settled = threading.Lock()
+
+            def settle(kind: str) -> None:
+                if kind not in ("ack", "requeue", "dead"):
+                    raise BusError(f"unknown settlement {kind!r}")
+                if not settled.acquire(blocking=False):
+                    raise BusError(
+                        "delivery was already settled (ack, requeue or dead_letter once)"
+                    )
+                self._settle(gen, tag, kind)
+
+        return Delivery(
+            body=body,
+            routing_key=method.routing_key,
+            message_id=props.message_id,
+            redelivered=bool(method.redelivered),
+            _settle=settle,
+        )
+
+    def _settle(self, gen: int, tag: int, kind: str) -> None:
+        if threading.current_thread() is self._thread:
+            self._settle_here(gen, tag, kind)
+            return
+        conn = self._conn
+        if conn is None:
+            return  # the channel is gone; the broker redelivers the message
+        try:
+            conn.add_callback_threadsafe(lambda: self._settle_here(gen, tag, kind))
+        except Exception:  # noqa: BLE001 - closed meanwhile: the broker redelivers the message
+            log.debug("settle after the %s connection closed", self._kind)
+
+    def _settle_here(self, gen: int, tag: int, kind: str) -> None:
+        ch = self._channel
+        if gen != self._generation or ch is None or tag not in self._outstanding:
+            return  # from a previous channel: the broker already requeued it
+        if kind == "ack":
+            self._acked.add(tag)  # sent in _flush_acks, coalesced with multiple=True
+            return
+        del self._outstanding[tag]
+        ch.basic_nack(tag, multiple=False, requeue=(kind == "requeue"))
+
+    def _flush_acks(self) -> None:
+        """Ack the longest fully-acked prefix with one ``multiple=True`` frame, the rest singly."""
+        if not self._acked or self._channel is None:
+            return
+        ch = self._channel
+        last = None
+        while self._outstanding:
+            first = next(iter(self._outstanding))
+            if first not in self._acked:
+                break
+            self._outstanding.popitem(last=False)
+            self._acked.discard(first)
+            last = first
+        if last is not None:
+            ch.basic_ack(last, multiple=True)
+        for tag in sorted(self._acked):
+            self._outstanding.pop(tag, None)
+            ch.basic_ack(tag, multiple=False)
+        self._acked.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(10)
+
+
+def _noop(kind: str) -> None:
+    """Fanout subscriptions are auto-acknowledged; settling them is a no-op."""
+
+
+class AmqpBus(Bus):
+    """RabbitMQ implementation of :class:`Bus`. Connects lazily, declares topology once."""
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        *,
+        heartbeat: int = 10,
+        blocked_connection_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        confirm_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(namespace)
+        self.url = url
+        self.where = redact(url)
+        try:
+            params = pika.URLParameters(url)
+        except Exception as exc:
+            raise BusError(f"{self.where!r} is not a valid AMQP URL: {exc}") from exc
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = blocked_connection_timeout
+        params.socket_timeout = connect_timeout
+        params.stack_timeout = connect_timeout * 2
+        params.connection_attempts = 1
+        params.client_properties = {"connection_name": f"snakedeck:{namespace}"}
+        self._params = params
+        self.connect_timeout = connect_timeout
+        self.confirm_timeout = confirm_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._blocking: list[pika.BlockingConnection] = []
+        self._publisher: _ConfirmPublisher | None = None
+        self._declared = False
+        self._subs: list[_AmqpSubscription] = []
+        self._closed = False
+
+    # -- connections ----------------------------------------------------------------------------
+    def _connect(self) -> pika.BlockingConnection:
+        if self._closed:
+            raise BusError(f"bus for RabbitMQ at {self.where} is closed")
+        try:
+            return pika.BlockingConnection(self._params)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise BusError(f"cannot connect to RabbitMQ at {self.where}: {detail}") from exc
+
+    def _channel(self) -> BlockingChannel:
+        """This thread's confirm channel, reopened when the broker dropped it."""
+        ch: BlockingChannel | None = getattr(self._local, "channel", None)
+        conn: pika.BlockingConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.is_open and ch is not None and ch.is_open:
+            try:
+                conn.process_data_events(0)  # services heartbeats; raises if the socket died
+                return ch
+            except Exception:  # noqa: BLE001 - stale connection: open a fresh one below
+                self._drop_local()
+        self._drop_local()
+        conn = self._connect()
+        with self._lock:
+            self._blocking.append(conn)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        self._local.conn, self._local.channel = conn, ch
+        self._ensure_declared(ch)
+        return ch
+
+    def _drop_local(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = self._local.channel = None
+        if conn is not None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._blocking.remove(conn)
+            if conn.is_open:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _with_channel(self, what: str, fn: Callable[[BlockingChannel], Any]) -> Any:
+        """Run ``fn`` on this thread's channel; one retry on a fresh connection if it broke."""
+        for attempt in (1, 2):
+            ch = self._channel()
+            try:
+                return fn(ch)
+            except BusError:
+                raise
+            except (
+                pika.exceptions.UnroutableError,
+                pika.exceptions.NackError,
+            ) as exc:
+                raise BusError(f"{what}: RabbitMQ at {self.where} refused it ({exc})") from exc
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                self._drop_local()
+                raise BusError(f"{what}: RabbitMQ at {self.where} said {exc}") from exc
+            except Exception as exc:
+                self._drop_local()
+                if attempt == 2:
+                    raise BusError(
+                        f"{what}: lost RabbitMQ at {self.where} ({type(exc).__name__}: {exc})"
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    # -- topology -------------------------------------------------------------------------------
+    def _declare_on(self, ch: BlockingChannel, kind: str = "all") -> str:
+        """Declare what ``kind`` needs on ``ch``; return the queue name to consume, if any."""
+        t = self.topology
+        dl = {"x-dead-letter-exchange": t.dlx, "x-dead-letter-routing-key": t.dead}
+        if kind in ("all", "persist"):
+            ch.exchange_declare(t.events, "topic", durable=True)
+            ch.queue_declare(t.persist, durable=True, arguments=dl)
+            ch.queue_bind(t.persist, t.events, routing_key="run.#")
+        if kind in ("all", "persist", "runs"):
+            ch.exchange_declare(t.dlx, "direct", durable=True)
+            ch.queue_declare(t.dead, durable=True)
+            ch.queue_bind(t.dead, t.dlx, routing_key=t.dead)
+        if kind in ("all", "runs"):
+            ch.queue_declare(t.runs, durable=True, arguments=dl)
+        if kind in ("all", "updates"):
+            ch.exchange_declare(t.updates, "fanout", durable=True)
+        if kind in ("all", "control"):
+            ch.exchange_declare(t.control, "fanout", durable=True)
+        if kind in ("updates", "control"):
+            exchange = t.updates if kind == "updates" else t.control
+            q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            ch.queue_bind(q, exchange)
+            return q
+        return {"persist": t.persist, "runs": t.runs}.get(kind, "")
+
+    def _ensure_declared(self, ch: BlockingChannel) -> None:
+        if not self._declared:
+            self._declare_on(ch)
+            self._declared = True
+
+    def declare(self) -> None:
+        self._declared = False
+        self._with_channel("declaring topology", self._ensure_declared)
+
+    def delete_topology(self) -> None:
+        """Delete this namespace's exchanges and queues (tests' teardown; loses messages)."""
+        t = self.topology
+
+        def delete(ch: BlockingChannel) -> None:
+            for q in (t.persist, t.runs, t.dead):
+                ch.queue_delete(q)
+            for x in (t.events, t.updates, t.control, t.dlx):
+                ch.exchange_delete(x)
+
+        self._with_channel("deleting topology", delete)
+        self._declared = False
+
+    # -- publishing -----------------------------------------------------------------------------
+    def publish_events(self, messages: Iterable[Outgoing], *, timeout: float | None = None) -> None:
+        batch = [(m.routing_key, m.encode(), _props(m.message_id)) for m in messages]
+        if not batch:
+            return
+        publisher = self._ensure_publisher()
+        try:
+            publisher.publish(batch, self.confirm_timeout if timeout is None else timeout)
+        except BusError:
+            with self._lock:
+                if self._publisher is publisher:
+                    self._publisher = None
+            publisher.close()
+            raise
+
+    def _ensure_publisher(self) -> _ConfirmPublisher:
+        with self._lock:
+            if self._closed:
+                raise BusError(f"bus for RabbitMQ at {self.where} is closed")
+            if self._publisher is not None and self._publisher.alive:
+                return self._publisher
+            old, self._publisher = self._publisher, None
+        if old is not None:
+            old.close()
+        if not self._declared:
+            self.declare()  # so events are never published before the persist queue exists
+        publisher = _ConfirmPublisher(self._params, self.topology.events, self.where)
+        publisher.start(self.connect_timeout * 2)
+        with self._lock:
+            if self._publisher is None and not self._closed:
+                self._publisher = publisher
+                return publisher
+        publisher.close()  # another thread won the race
+        return self._ensure_publisher()
+
+    def _publish_one(self, what: str, exchange: str, routing_key: str, body: dict) -> None:
+        raw = Outgoing(routing_key, body).encode()
+        self._with_channel(
+            what, lambda ch: ch.basic_publish(exchange, routing_key, raw, _props(), mandatory=False)
+        )
+
+    def publish_update(self, body: dict[str, Any]) -> None:
+        self._publish_one("publishing an update", self.topology.updates, "", body)
+
+    def submit_run(self, command: dict[str, Any]) -> None:
+        self._publish_one("submitting a run", "", self.topology.runs, command)
+
+    def send_control(self, command: dict[str, Any]) -> None:
+        self._publish_one("sending a control command", self.topology.control, "", command)
+
+    # -- consuming ------------------------------------------------------------------------------
+    def _subscribe(self, kind: str, handler: Handler, **kw: Any) -> _AmqpSubscription:
+        if self._closed:
+            raise BusError(f"bus for RabbitMQ at {self.where} is closed")
+        sub = _AmqpSubscription(self, handler, kind=kind, **kw)
+        with self._lock:
+            self._subs.append(sub)
+        return sub
+
+    def consume_persist(
+        self, handler: Handler, *, batch_size: int = 500, max_wait: float = 0.05
+    ) -> Subscription:
+        return self._subscribe(
+            "persist",
+            handler,
+            batch_size=batch_size,
+            max_wait=max_wait,
+            prefetch=batch_size * 2,
+            auto_ack=False,
+        )
+
+    def consume_runs(self, handler: Handler, *, prefetch: int) -> Subscription:
+        if prefetch < 1:
+            raise BusError(f"prefetch must be at least 1, got {prefetch}")
+        return self._subscribe(
+            "runs", handler, batch_size=1, max_wait=0, prefetch=prefetch, auto_ack=False
+        )
+
+    def consume_control(self, handler: Handler) -> Subscription:
+        return self._subscribe(
+            "control", handler, batch_size=1, max_wait=0, prefetch=0, auto_ack=True
+        )
+
+    def consume_updates(self, handler: Handler) -> Subscription:
+        return self._subscribe(
+            "updates", handler, batch_size=100, max_wait=0, prefetch=0, auto_ack=True
+        )
+
+    # -- inspection -----------------------------------------------------------------------------
+    def dead_letters(self, limit: int = 100) -> list[bytes]:
+        dead = self.topology.dead
+
+        def peek(ch: BlockingChannel) -> list[bytes]:
+            bodies: list[bytes] = []
+            last_tag = None
+            while len(bodies) < limit:
+                method, _, body = ch.basic_get(dead, auto_ack=False)
+                if method is None:
+                    break
+                bodies.append(body)
+                last_tag = method.delivery_tag
+            if last_tag is not None:
+                ch.basic_nack(last_tag, multiple=True, requeue=True)
+            return bodies
+
+        return self._with_channel("reading dead letters", peek)
+
+    def queue_depth(self, queue: str) -> int:
+        t = self.topology
+        name = {"persist": t.persist, "runs": t.runs, "dead": t.dead}.get(queue, queue)
+
+        def depth(ch: BlockingChannel) -> int:
+            return ch.queue_declare(name, passive=True).method.message_count
+
+        try:
+            return self._with_channel(f"reading the depth of {name}", depth)
+        except BusError as exc:
+            if "NOT_FOUND" in str(exc) or "404" in str(exc):
+                raise BusError(f"no queue named {name!r} on RabbitMQ at {self.where}") from exc
+            raise
+
+    def ping(self) -> None:
+        self._with_channel("ping", lambda ch: None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            subs, self._subs = self._subs, []
+            publisher, self._publisher = self._publisher, None
+            conns, self._blocking = self._blocking, []
+        for sub in subs:
+            sub.stop()
+        if publisher is not None:
+            publisher.close()
+        for conn in conns:
+            if conn.is_open:
+                with contextlib.suppress(Exception):
+                    conn.close()
