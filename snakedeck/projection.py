@@ -8,6 +8,7 @@ event is only overwritten by an event with a higher seq.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from snakedeck.envelope import Envelope
@@ -37,6 +38,9 @@ JOB_INFO_FIELDS = (
     "is_checkpoint",
     "shellcmd",
 )
+
+
+ERROR_FILE_FIELDS = ("log", "input", "output", "shellcmd")
 
 
 def job_key(run_id: str, jobid: str | int) -> str:
@@ -121,9 +125,9 @@ def fold_run(doc: Doc, event: Envelope) -> Doc:
         total = stats.pop("total", None)
         if _newer(doc, "run_info_seq", seq):
             doc["rule_totals"] = {str(k): int(v) for k, v in stats.items()}
-            if total is not None:
-                doc.setdefault("progress", {})["total"] = int(total)
-                doc["total_seq"] = max(int(doc.get("total_seq") or 0), seq)
+        # A later ``progress`` event may already have set a newer total: only a newer one wins.
+        if total is not None and _newer(doc, "total_seq", seq):
+            doc.setdefault("progress", {})["total"] = int(total)
     elif kind == "progress":
         if data.get("total") is not None and _newer(doc, "total_seq", seq):
             doc.setdefault("progress", {})["total"] = int(data["total"])
@@ -131,7 +135,8 @@ def fold_run(doc: Doc, event: Envelope) -> Doc:
         doc["snakemake"] = {
             k: data.get(k) for k in ("snakefile", "workflow_id") if data.get(k) is not None
         }
-        doc.setdefault("started_at", event["ts"])
+        # min, not setdefault: the RUNNING run_state may arrive before or after this event.
+        doc["started_at"] = min(doc.get("started_at") or event["ts"], event["ts"])
     elif kind == "rulegraph":
         if _newer(doc, "rulegraph_seq", seq):
             doc["rulegraph"] = data.get("rulegraph")
@@ -148,8 +153,10 @@ def fold_job(doc: Doc, event: Envelope, closed_seq: int | None) -> Doc:
     ts = event["ts"]
     if kind == "job_info" and _newer(doc, "info_seq", seq):
         doc["rule"] = data.get("rule_name")
+        reported = doc.get("error") or {}
         for name in JOB_INFO_FIELDS:
-            if name in data:
+            # job_error's files win (its log adds Snakemake's aux logs), in either order.
+            if name in data and not (name in ERROR_FILE_FIELDS and reported.get(name)):
                 doc[name] = data[name]
     if kind == "job_error":
         doc["rule"] = doc.get("rule") or data.get("rule_name")
@@ -160,9 +167,9 @@ def fold_job(doc: Doc, event: Envelope, closed_seq: int | None) -> Doc:
             "conda_env": data.get("conda_env"),
             "container_img": data.get("container_img"),
         }
-        for name in ("log", "input", "output", "shellcmd"):
-            if data.get(name) and not doc.get(name):
-                doc[name] = data[name]
+        for name in ERROR_FILE_FIELDS:
+            if data.get(name):
+                doc[name] = doc["error"][name] = data[name]
     if kind in ("job_info", "job_started"):
         doc["started_at"] = min(doc.get("started_at") or ts, ts)
     if kind in ("job_finished", "job_error"):
@@ -186,8 +193,6 @@ def settle_job(doc: Doc, closed_seq: int | None) -> Doc:
 def _duration(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    from datetime import datetime
-
     try:
         a = datetime.fromisoformat(start.replace("Z", "+00:00"))
         b = datetime.fromisoformat(end.replace("Z", "+00:00"))
@@ -196,16 +201,20 @@ def _duration(start: str | None, end: str | None) -> float | None:
     return max(0.0, round((b - a).total_seconds(), 3))
 
 
-def summarize(doc: Doc, counts: Mapping[str, Mapping[str, int]]) -> Doc:
+def summarize(doc: Doc, counts: Mapping[str | None, Mapping[str, int]]) -> Doc:
     """Set ``progress`` and ``rule_counts`` from per-rule job-state counts.
 
     Counts come from the jobs themselves (not from increments), so they are right however often
     an event is replayed. Jobs Snakemake planned but never started count as ``pending``.
     """
     totals: dict[str, int] = dict(doc.get("rule_totals") or {})
+    # A job whose job_info has not arrived yet has no rule: it counts in progress only.
+    no_rule = counts.get(None) or {}
+    unnamed = {s.value: int(no_rule.get(s.value, 0)) for s in JOB_STATES_ORDER}
+    named = {rule: c for rule, c in counts.items() if rule is not None}
     rule_counts: dict[str, dict[str, int]] = {}
-    for rule in sorted(set(totals) | set(counts)):
-        by_state = {s.value: int(counts.get(rule, {}).get(s.value, 0)) for s in JOB_STATES_ORDER}
+    for rule in sorted(set(totals) | set(named)):
+        by_state = {s.value: int(named.get(rule, {}).get(s.value, 0)) for s in JOB_STATES_ORDER}
         seen = sum(by_state.values())
         total = max(totals.get(rule, 0), seen)
         by_state[JobState.PENDING.value] += total - seen
@@ -215,7 +224,9 @@ def summarize(doc: Doc, counts: Mapping[str, Mapping[str, int]]) -> Doc:
     planned = sum(rc["total"] for rc in rule_counts.values())
     progress["total"] = max(int(progress.get("total") or 0), planned)
     for state in (JobState.DONE, JobState.FAILED, JobState.RUNNING, JobState.CANCELLED):
-        progress[state.value] = sum(rc[state.value] for rc in rule_counts.values())
+        progress[state.value] = unnamed[state.value] + sum(
+            rc[state.value] for rc in rule_counts.values()
+        )
     doc["rule_counts"] = rule_counts
     doc["progress"] = progress
     return doc

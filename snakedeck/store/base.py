@@ -56,6 +56,119 @@ class JobFilter:
 
 
 JOB_SORTS = ("jobid", "-jobid", "duration", "-duration", "started_at", "-started_at")
+MAX_PAGE_SIZE = 1000
+
+
+# -- what both backends index ------------------------------------------------------------------
+# Backends store these derived values beside each document (SQLite columns, a Mongo ``_ix``
+# sub-document) so every filter and sort of the API is an indexed query, and both backends sort
+# and match identically.
+
+
+def run_sort_key(doc: Mapping[str, Any]) -> str:
+    """Newest-first key: submission time, or for a hand-run Snakemake its first known time."""
+    return str(doc.get("submitted_at") or doc.get("initialized_at") or doc.get("started_at") or "")
+
+
+def run_tag_terms(doc: Mapping[str, Any]) -> list[str]:
+    """``k`` and ``k=v`` for every tag, so a tag filter of either form is one equality match."""
+    tags = doc.get("tags") or {}
+    terms: set[str] = set()
+    for key, value in tags.items():
+        terms.add(str(key))
+        terms.add(f"{key}={value}")
+    return sorted(terms)
+
+
+def run_search_text(doc: Mapping[str, Any]) -> str:
+    """Lower-cased text that the free-text ``q`` filter of runs matches as a substring."""
+    parts = [str(doc.get("run_id") or ""), str(doc.get("workflow") or "")]
+    parts += [str(v) for v in (doc.get("tags") or {}).values()]
+    return "\n".join(parts).lower()
+
+
+def job_search_text(doc: Mapping[str, Any]) -> str:
+    """Lower-cased text for the jobs ``q`` filter: rule, jobid and wildcard values."""
+    parts = [str(doc.get("rule") or ""), str(doc.get("jobid") or "")]
+    wildcards = doc.get("wildcards")
+    if isinstance(wildcards, Mapping):
+        parts += [str(v) for v in wildcards.values()]
+    return "\n".join(parts).lower()
+
+
+def job_duration_key(doc: Mapping[str, Any]) -> float:
+    """Duration, with -1 for a job not finished, so ``-duration`` puts unfinished jobs last."""
+    duration = doc.get("duration")
+    return -1.0 if duration is None else float(duration)
+
+
+def job_started_key(doc: Mapping[str, Any]) -> str:
+    return str(doc.get("started_at") or "")
+
+
+@dataclass(frozen=True)
+class JobOrder:
+    """How a ``JOB_SORTS`` value orders jobs: ``(field, descending)`` pairs, a unique tail last.
+
+    Field names are the logical ones (``jobid_num``, ``duration_key``, ``started_key``,
+    ``jobid``); each backend maps them to its columns.
+    """
+
+    sort: str
+    keys: tuple[tuple[str, bool], ...]
+
+    @classmethod
+    def of(cls, sort: str) -> JobOrder:
+        if sort not in JOB_SORTS:
+            raise ValueError(f"sort {sort!r} is not one of {', '.join(JOB_SORTS)}")
+        desc = sort.startswith("-")
+        name = sort.lstrip("-")
+        primary = {"jobid": "jobid_num", "duration": "duration_key", "started_at": "started_key"}
+        tail_desc = desc if name == "jobid" else False
+        keys = ((primary[name], desc), ("jobid_num", tail_desc), ("jobid", tail_desc))
+        return cls(sort, keys)
+
+    def values(self, doc: Mapping[str, Any]) -> list[Any]:
+        getters = {
+            "jobid_num": lambda d: int(d.get("jobid_num", -1)),
+            "duration_key": job_duration_key,
+            "started_key": job_started_key,
+            "jobid": lambda d: str(d.get("jobid")),
+        }
+        return [getters[name](doc) for name, _ in self.keys]
+
+    def token(self, doc: Mapping[str, Any]) -> str:
+        return encode_token([f"jobs{self.sort}", *self.values(doc)])
+
+    def decode(self, token: str) -> list[Any]:
+        value = decode_token(token, 1 + len(self.keys))
+        types = {"jobid_num": int, "duration_key": (int, float), "started_key": str, "jobid": str}
+        ok = value[0] == f"jobs{self.sort}" and all(
+            isinstance(v, types[name]) and not isinstance(v, bool)
+            for v, (name, _) in zip(value[1:], self.keys, strict=True)
+        )
+        if not ok:
+            raise BadPageToken(f"page_token {token!r} was not issued for this listing")
+        return value[1:]
+
+
+def run_token(doc: Mapping[str, Any]) -> str:
+    return encode_token(["runs", run_sort_key(doc), doc["run_id"]])
+
+
+def decode_run_token(token: str) -> tuple[str, str]:
+    kind, sort_key, run_id = decode_token(token, 3)
+    if kind != "runs" or not isinstance(sort_key, str) or not isinstance(run_id, str):
+        raise BadPageToken(f"page_token {token!r} was not issued for this listing")
+    return sort_key, run_id
+
+
+def check_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+
+
+PROTECTED_RUN_FIELDS = frozenset({"run_id", "_rev", "_id"})
 
 
 @dataclass
@@ -105,9 +218,19 @@ class Store(abc.ABC):
     def close(self) -> None: ...
 
     # -- runs -----------------------------------------------------------------------------------
-    @abc.abstractmethod
     def create_run(self, run: Doc) -> None:
-        """Insert a new run document (``run_id`` required). Raises :class:`RunExists`."""
+        """Insert a new run document (``run_id`` required). Raises :class:`RunExists`.
+
+        Missing projection fields (state, progress, rule_counts…) get their initial values, so
+        every run document has the same shape whether or not events have arrived."""
+        run_id = run.get("run_id")
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError("create_run needs a run document with a run_id")
+        doc = {**projection.new_run(run_id), **{k: v for k, v in run.items() if k != "_rev"}}
+        try:
+            self._save_run(doc, None)
+        except ConcurrentUpdate:
+            raise RunExists(f"run {run_id} already exists") from None
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Doc | None: ...
@@ -118,12 +241,31 @@ class Store(abc.ABC):
     ) -> Page:
         """Newest first (``submitted_at`` then ``run_id``, descending), keyset-paginated."""
 
-    @abc.abstractmethod
     def update_run(
         self, run_id: str, changes: Mapping[str, Any], *, only_states: Iterable[str] | None = None
     ) -> bool:
         """Set top-level fields of a run outside the event projection (e.g. a cancel request);
-        with ``only_states``, only while the run is in one of them. Returns whether it did."""
+        with ``only_states``, only while the run is in one of them. Returns whether it did.
+
+        Goes through the same revision check as :meth:`persist`, so neither loses the other's
+        write."""
+        bad = PROTECTED_RUN_FIELDS & set(changes)
+        if bad:
+            raise ValueError(f"update_run cannot change {', '.join(sorted(bad))}")
+        states = None if only_states is None else {str(s) for s in only_states}
+        for _attempt in range(20):
+            current = self._load_run_for_update(run_id)
+            if current is None:
+                return False
+            if states is not None and current.get("state") not in states:
+                return False
+            doc = {**current, **changes}
+            try:
+                self._save_run(doc, int(current.get("_rev") or 0))
+                return True
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"run {run_id} kept changing; update_run gave up after 20 tries")
 
     @abc.abstractmethod
     def count_runs_by_state(self) -> dict[str, int]: ...
@@ -176,8 +318,9 @@ class Store(abc.ABC):
         """Jobs of the run in an open state (pending/running)."""
 
     @abc.abstractmethod
-    def _count_jobs(self, run_id: str) -> dict[str, dict[str, int]]:
-        """``{rule: {state: count}}`` over the run's job documents."""
+    def _count_jobs(self, run_id: str) -> dict[str | None, dict[str, int]]:
+        """``{rule: {state: count}}`` over the run's job documents (rule ``None``: not known
+        yet, its ``job_info`` has not arrived)."""
 
     # -- the projection -------------------------------------------------------------------------
     def persist(self, events: Sequence[Envelope]) -> PersistResult:
