@@ -30,6 +30,9 @@ from pika.spec import Basic, BasicProperties
 from snakedeck.bus.base import Bus, BusError, Delivery, Handler, Outgoing, Subscription
 
 log = logging.getLogger(__name__)
+# pika logs every lost socket at ERROR; without this, Python's last-resort handler would print
+# them into a hand-run Snakemake's output during an outage. Apps that configure logging see them.
+logging.getLogger("pika").addHandler(logging.NullHandler())
 
 JSON = "application/json"
 PERSISTENT = 2
