@@ -168,8 +168,11 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {str(k): to_plain(v, _depth + 1) for k, v in value.items()}
     # Snakemake's Namedlist subclasses (Resources, Wildcards, InputFiles) keep names beside items.
+    # Only when the names cover every item: unnamed items (input: "a", x="b") would be lost.
     items = getattr(value, "_names", None)
-    if isinstance(items, dict) and hasattr(value, "items"):
+    if isinstance(items, dict) and not items and not len(value):
+        return {} if type(value).__name__ == "Wildcards" else []
+    if isinstance(items, dict) and items and hasattr(value, "items") and _names_cover(value):
         try:
             return {str(k): to_plain(v, _depth + 1) for k, v in value.items()}
         except Exception:  # noqa: BLE001 - fall through to the plain sequence form
@@ -181,3 +184,14 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     if enum_value is not None and type(value).__module__ != "builtins":
         return to_plain(enum_value, _depth + 1)
     return str(value)
+
+
+def _names_cover(value: Any) -> bool:
+    """Whether a Snakemake Namedlist's names cover each of its items."""
+    try:
+        covered: set[int] = set()
+        for start, end in value._names.values():
+            covered.update(range(start, start + 1 if end is None else end))
+        return covered >= set(range(len(value)))
+    except (TypeError, ValueError, AttributeError):
+        return False
