@@ -220,7 +220,10 @@ class LogHandler(LogHandlerBase):
 
             base = env if env is not None else Settings()
             self._bus = open_bus(base.with_(amqp_url=amqp_url))
-            self._forwarder = Forwarder(self.spool_path, self._bus)
+            # Stopping the thread makes it drain once more, for at most drain_timeout.
+            self._forwarder = Forwarder(
+                self.spool_path, self._bus, final_drain_timeout=self._drain_timeout
+            )
             self._forwarder.start_thread()
         except Exception as exc:  # noqa: BLE001 - forwarding is best effort; the spool keeps all
             _say(f"cannot forward events to RabbitMQ ({exc}); they stay in {self.spool_path}")
@@ -282,12 +285,9 @@ class LogHandler(LogHandlerBase):
         delivered = False
         if self._forwarder is not None:
             try:
-                delivered = bool(self._forwarder.drain(self._drain_timeout))
+                delivered = bool(self._forwarder.stop(timeout=self._drain_timeout + 1.0))
             except Exception as exc:  # noqa: BLE001
                 _say(f"forwarding stopped: {exc}")
-            finally:
-                with contextlib.suppress(Exception):
-                    self._forwarder.stop()
         if self._bus is not None:
             with contextlib.suppress(Exception):
                 self._bus.close()
