@@ -2,8 +2,8 @@
 
 pika connections are not thread-safe, so:
 
-- the small publishes (update, submit, control) and inspection use one BlockingConnection per
-  calling thread, with publisher confirms;
+- the small publishes (update, submit, control) and inspection share one lock-guarded
+  BlockingConnection with publisher confirms;
 - ``publish_events`` goes through one SelectConnection driven by its own I/O thread, so a whole
   batch is in flight at once and confirms (``multiple=True`` aware) are counted as they arrive;
 - each ``consume_*`` runs on its own thread with its own connection, reconnects with back-off
@@ -441,9 +441,10 @@ class AmqpBus(Bus):
         self._params = params
         self.connect_timeout = connect_timeout
         self.confirm_timeout = confirm_timeout
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._blocking: list[pika.BlockingConnection] = []
+        self._chan_lock = threading.RLock()
+        self._conn: pika.BlockingConnection | None = None
+        self._ch: BlockingChannel | None = None
         self._publisher: _ConfirmPublisher | None = None
         self._declared = False
         self._subs: list[_AmqpSubscription] = []
@@ -460,57 +461,51 @@ class AmqpBus(Bus):
             raise BusError(f"cannot connect to RabbitMQ at {self.where}: {detail}") from exc
 
     def _channel(self) -> BlockingChannel:
-        """This thread's confirm channel, reopened when the broker dropped it."""
-        ch: BlockingChannel | None = getattr(self._local, "channel", None)
-        conn: pika.BlockingConnection | None = getattr(self._local, "conn", None)
+        """The shared confirm channel (caller holds ``_chan_lock``), reopened when it broke."""
+        conn, ch = self._conn, self._ch
         if conn is not None and conn.is_open and ch is not None and ch.is_open:
             try:
                 conn.process_data_events(0)  # services heartbeats; raises if the socket died
                 return ch
             except Exception:  # noqa: BLE001 - stale connection: open a fresh one below
-                self._drop_local()
-        self._drop_local()
+                pass
+        self._drop_channel()
         conn = self._connect()
-        with self._lock:
-            self._blocking.append(conn)
         ch = conn.channel()
         ch.confirm_delivery()
-        self._local.conn, self._local.channel = conn, ch
+        self._conn, self._ch = conn, ch
         self._ensure_declared(ch)
         return ch
 
-    def _drop_local(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = self._local.channel = None
-        if conn is not None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._blocking.remove(conn)
-            if conn.is_open:
-                with contextlib.suppress(Exception):
-                    conn.close()
+    def _drop_channel(self) -> None:
+        conn, self._conn, self._ch = self._conn, None, None
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _with_channel(self, what: str, fn: Callable[[BlockingChannel], Any]) -> Any:
-        """Run ``fn`` on this thread's channel; one retry on a fresh connection if it broke."""
-        for attempt in (1, 2):
-            ch = self._channel()
-            try:
-                return fn(ch)
-            except BusError:
-                raise
-            except (
-                pika.exceptions.UnroutableError,
-                pika.exceptions.NackError,
-            ) as exc:
-                raise BusError(f"{what}: RabbitMQ at {self.where} refused it ({exc})") from exc
-            except pika.exceptions.ChannelClosedByBroker as exc:
-                self._drop_local()
-                raise BusError(f"{what}: RabbitMQ at {self.where} said {exc}") from exc
-            except Exception as exc:
-                self._drop_local()
-                if attempt == 2:
-                    raise BusError(
-                        f"{what}: lost RabbitMQ at {self.where} ({type(exc).__name__}: {exc})"
-                    ) from exc
+        """Run ``fn`` on the shared channel; one retry on a fresh connection if it broke.
+
+        One lock-guarded BlockingConnection (not one per thread): under gunicorn's gevent worker
+        every request is a greenlet, and per-greenlet connections would pile up."""
+        with self._chan_lock:
+            for attempt in (1, 2):
+                ch = self._channel()
+                try:
+                    return fn(ch)
+                except BusError:
+                    raise
+                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                    raise BusError(f"{what}: RabbitMQ at {self.where} refused it ({exc})") from exc
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    self._drop_channel()
+                    raise BusError(f"{what}: RabbitMQ at {self.where} said {exc}") from exc
+                except Exception as exc:
+                    self._drop_channel()
+                    if attempt == 2:
+                        raise BusError(
+                            f"{what}: lost RabbitMQ at {self.where} ({type(exc).__name__}: {exc})"
+                        ) from exc
         raise AssertionError("unreachable")
 
     # -- topology -------------------------------------------------------------------------------
@@ -690,12 +685,9 @@ class AmqpBus(Bus):
             self._closed = True
             subs, self._subs = self._subs, []
             publisher, self._publisher = self._publisher, None
-            conns, self._blocking = self._blocking, []
         for sub in subs:
             sub.stop()
         if publisher is not None:
             publisher.close()
-        for conn in conns:
-            if conn.is_open:
-                with contextlib.suppress(Exception):
-                    conn.close()
+        with self._chan_lock:
+            self._drop_channel()

@@ -361,3 +361,24 @@ def test_open_bus_picks_the_backend_from_settings(amqp_url: str, namespace: str)
     finally:
         local.close()
         remote.close()
+
+
+def test_many_threads_publish_at_once(bus: Bus) -> None:
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for j in range(5):
+                bus.publish_events(events(10, run_id=f"t{k}", start=j * 10 + 1))
+                bus.submit_run({"run_id": f"t{k}-{j}"})
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert bus.queue_depth(bus.topology.persist) == 8 * 50
+    assert bus.queue_depth("runs") == 8 * 5
