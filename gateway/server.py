@@ -38,6 +38,8 @@ class GatewayServer(BaseApplication):
             "errorlog": "-",
             "loglevel": "info",
             "preload_app": False,
+            # gunicorn's control socket has one fixed default path: two gateways would collide.
+            "control_socket_disable": True,
         }
         self._services: list[Any] = []
         super().__init__()
@@ -45,7 +47,7 @@ class GatewayServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
-        self.cfg.set("worker_exit", self._stop_services)
+        self.cfg.set("worker_exit", lambda _server, _worker: self._stop_services())
 
     def load(self) -> Any:
         from gateway.app import create_app
@@ -54,9 +56,9 @@ class GatewayServer(BaseApplication):
             return create_app(self.settings)
         # Standalone: gateway, consumer and runner share one in-process bus and one store.
         from runner.service import Runner
-        from snakedeck.consumer import Consumer
 
         from snakedeck.bus import open_bus
+        from snakedeck.consumer import Consumer
         from snakedeck.store import open_store
 
         store = open_store(self.settings)
@@ -68,7 +70,7 @@ class GatewayServer(BaseApplication):
             service.start()
         return app
 
-    def _stop_services(self, *_: Any) -> None:
+    def _stop_services(self) -> None:
         for service in reversed(self._services):
             try:
                 service.stop()

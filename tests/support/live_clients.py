@@ -1,0 +1,228 @@
+"""A gateway served for real, and live-feed clients, for the integration tests.
+
+**How the gateway runs in tests.** :class:`GatewayProcess` starts ``python -m gateway.server
+--port 0`` in a subprocess: the production server (gunicorn, one gevent worker, Flask-SocketIO in
+gevent mode) with its monkey-patching confined to that process, so pytest, pika and the runner
+in the test process keep ordinary threads. Settings travel as ``SNAKEDECK_*`` variables; the port
+is whatever gunicorn reports in its ``Listening at:`` line, so parallel runs never collide.
+Readiness is polled on ``/readyz``.
+
+The clients (:class:`SocketIOFeed`, :class:`WebSocketFeed`) record every message they receive
+in arrival order so tests can assert on the whole sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from snakedeck.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 120.0
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
+    """Poll ``predicate`` until truthy; fail (not time) the test if it never becomes so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting{': ' + what if what else ''}")
+        time.sleep(0.05)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {
+        "SNAKEDECK_DATA_DIR": str(settings.data_dir),
+        "SNAKEDECK_WORKFLOWS_DIR": str(settings.workflows_dir),
+        "SNAKEDECK_NAMESPACE": settings.namespace,
+        "SNAKEDECK_HOST": settings.host,
+        "SNAKEDECK_MONGO_DB": settings.mongo_db,
+    }
+    if settings.amqp_url:
+        env["SNAKEDECK_AMQP_URL"] = settings.amqp_url
+    if settings.mongo_uri:
+        env["SNAKEDECK_MONGO_URI"] = settings.mongo_uri
+    if settings.api_tokens:
+        env["SNAKEDECK_API_TOKENS"] = ",".join(settings.api_tokens)
+    return env
+
+
+class GatewayProcess:
+    """``python -m gateway.server`` on an ephemeral port, stopped with SIGTERM."""
+
+    def __init__(self, settings: Settings, *, standalone: bool = False) -> None:
+        self.settings = settings
+        self.standalone = standalone
+        self.url = ""
+        self.output: list[str] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._listening = threading.Event()
+
+    @staticmethod
+    def workflows_dir() -> Path:
+        return REPO / "workflows"
+
+    def start(self, timeout: float = 60) -> GatewayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
+        env.update(settings_env(self.settings))
+        env["PYTHONUNBUFFERED"] = "1"
+        cmd = [sys.executable, "-m", "gateway.server", "--port", "0"]
+        if self.standalone:
+            cmd.append("--standalone")
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._listening.wait(timeout):
+            self.stop()
+            raise RuntimeError("gateway did not start:\n" + self.log())
+        wait_until(self._ready, timeout, f"gateway at {self.url} to be ready\n{self.log()}")
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.output.append(line.rstrip())
+            m = re.search(r"Listening at: (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+                self._listening.set()
+
+    def _ready(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise RuntimeError("gateway exited:\n" + self.log())
+        try:
+            return requests.get(self.url + "/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def log(self) -> str:
+        return "\n".join(self.output[-200:])
+
+    def stop(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(10)
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class Recorder:
+    """Messages in arrival order, ``(kind, data)``, with waiting helpers."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, data: Any) -> None:
+        with self._lock:
+            self.messages.append((kind, data))
+
+    def events(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                d
+                for k, d in self.messages
+                if k == "event" and (run_id is None or d.get("run_id") == run_id)
+            ]
+
+    def seqs(self, run_id: str) -> list[int]:
+        return [e["seq"] for e in self.events(run_id)]
+
+    def runs(self, run_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [d for k, d in self.messages if k == "run" and d.get("run_id") == run_id]
+
+    def saw_state(self, run_id: str, states: set[str] | frozenset[str]) -> bool:
+        return any(r.get("state") in states for r in self.runs(run_id))
+
+
+class SocketIOFeed(Recorder):
+    """A python-socketio client recording ``event``, ``run`` and ``job`` messages."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        super().__init__()
+        import socketio
+
+        self.url = url
+        self.token = token
+        self.client = socketio.Client(reconnection=False)
+        for kind in ("event", "run", "job"):
+            self.client.on(kind, self._handler(kind))
+
+    def _handler(self, kind: str) -> Callable[[Any], None]:
+        return lambda data: self.add(kind, data)
+
+    def connect(self) -> SocketIOFeed:
+        self.client.connect(
+            self.url,
+            auth={"token": self.token} if self.token else None,
+            transports=["websocket"],
+            wait_timeout=20,
+        )
+        return self
+
+    def subscribe(self, **payload: Any) -> dict[str, Any]:
+        return self.client.call("subscribe", payload, timeout=60)
+
+    def close(self) -> None:
+        if self.client.connected:
+            self.client.disconnect()
+
+
+class WebSocketFeed(Recorder):
+    """A plain WebSocket client (websocket-client) of /ws/runs[/<run_id>]."""
+
+    def __init__(self, url: str, path: str) -> None:
+        super().__init__()
+        import websocket
+
+        self.ws = websocket.create_connection(url.replace("http://", "ws://", 1) + path, timeout=30)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        import websocket
+
+        while True:
+            try:
+                raw = self.ws.recv()
+            except (websocket.WebSocketException, OSError):
+                return
+            if not raw:
+                return
+            message = json.loads(raw)
+            self.add(message["type"], message["data"])
+
+    def close(self) -> None:
+        self.ws.close()
