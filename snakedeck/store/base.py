@@ -307,15 +307,19 @@ class Store(abc.ABC):
         must not exist yet), bumping ``_rev``; else raise :class:`ConcurrentUpdate`."""
 
     @abc.abstractmethod
-    def _load_jobs(self, run_id: str, jobids: Iterable[str]) -> dict[str, Doc]: ...
+    def _load_jobs(self, run_id: str, jobids: Iterable[str]) -> dict[str, Doc]:
+        """Job documents by jobid, each with its ``_rev`` (public reads hide job revisions)."""
 
     @abc.abstractmethod
     def _save_jobs(self, docs: Sequence[Doc]) -> None:
-        """Upsert whole job documents keyed by ``(run_id, jobid)``."""
+        """Write whole job documents keyed by ``(run_id, jobid)``: a doc without ``_rev`` must
+        not exist yet, one with ``_rev`` must still have it. Every write that can go through
+        does; then raise :class:`ConcurrentUpdate` if any could not (two consumers folding the
+        same job), so :meth:`persist` re-reads and folds again."""
 
     @abc.abstractmethod
     def _open_jobs(self, run_id: str) -> list[Doc]:
-        """Jobs of the run in an open state (pending/running)."""
+        """Jobs of the run in an open state (pending/running), with their ``_rev``."""
 
     @abc.abstractmethod
     def _count_jobs(self, run_id: str) -> dict[str | None, dict[str, int]]:

@@ -39,6 +39,7 @@ from snakedeck.store.base import (
 
 DUPLICATE_KEY = 11000
 HIDDEN = {"_id": 0, "_ix": 0}
+HIDDEN_JOB = {"_id": 0, "_ix": 0, "_rev": 0}
 
 # Logical sort fields (see JobOrder) → where they live in a job document.
 JOB_FIELDS = {
@@ -176,7 +177,7 @@ class MongoStore(Store):
     # -- jobs and events ------------------------------------------------------------------------
     @_mongo_errors
     def get_job(self, run_id: str, jobid: str) -> Doc | None:
-        return self._jobs.find_one({"_id": job_key(run_id, jobid)}, HIDDEN)
+        return self._jobs.find_one({"_id": job_key(run_id, jobid)}, HIDDEN_JOB)
 
     @_mongo_errors
     def list_jobs(
@@ -202,7 +203,7 @@ class MongoStore(Store):
         if page_token:
             page_query = {"$and": [query, _keyset(keys, order.decode(page_token))]}
         total = self._jobs.count_documents(query)
-        docs = list(self._jobs.find(page_query, HIDDEN).sort(_sort(keys)).limit(page_size + 1))
+        docs = list(self._jobs.find(page_query, HIDDEN_JOB).sort(_sort(keys)).limit(page_size + 1))
         items = docs[:page_size]
         token = order.token(items[-1]) if len(docs) > page_size else None
         return Page(items, token, total)
@@ -285,24 +286,44 @@ class MongoStore(Store):
 
     @_mongo_errors
     def _save_jobs(self, docs: Sequence[Doc]) -> None:
-        from pymongo import ReplaceOne
+        from pymongo import InsertOne, ReplaceOne
+        from pymongo.errors import BulkWriteError
 
-        ops = []
+        ops: list[Any] = []
         for doc in docs:
-            body = {k: v for k, v in doc.items() if k not in ("_id", "_ix")}
+            body = {k: v for k, v in doc.items() if k not in ("_id", "_ix", "_rev")}
             key = job_key(body["run_id"], body["jobid"])
+            rev = doc.get("_rev")
             record = {
                 "_id": key,
                 **body,
+                "_rev": 1 if rev is None else int(rev) + 1,
                 "_ix": {
                     "duration": job_duration_key(body),
                     "started": job_started_key(body),
                     "text": job_search_text(body),
                 },
             }
-            ops.append(ReplaceOne({"_id": key}, record, upsert=True))
-        if ops:
-            self._jobs.bulk_write(ops, ordered=False)
+            if rev is None:
+                ops.append(InsertOne(record))
+            else:
+                ops.append(ReplaceOne({"_id": key, "_rev": int(rev)}, record))
+        if not ops:
+            return
+        try:
+            result = self._jobs.bulk_write(ops, ordered=False)
+            written = result.inserted_count + result.matched_count
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                raise
+            written = int(exc.details.get("nInserted", 0)) + int(exc.details.get("nMatched", 0))
+        if written < len(ops):
+            raise ConcurrentUpdate(
+                f"{len(ops) - written} job(s) of run {docs[0]['run_id']} changed meanwhile"
+            )
+        for doc in docs:
+            doc["_rev"] = 1 if doc.get("_rev") is None else int(doc["_rev"]) + 1
 
     @_mongo_errors
     def _open_jobs(self, run_id: str) -> list[Doc]:

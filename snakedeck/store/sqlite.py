@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     run_id       TEXT NOT NULL,
     jobid        TEXT NOT NULL,
     jobid_num    INTEGER NOT NULL,
+    rev          INTEGER NOT NULL,
     rule         TEXT,
     state        TEXT NOT NULL,
     duration_key REAL NOT NULL,
@@ -328,6 +329,12 @@ class SqliteStore(Store):
             )
         doc["_rev"] = new_rev
 
+    @staticmethod
+    def _job_doc(raw: str, rev: int) -> Doc:
+        doc = json.loads(raw)
+        doc["_rev"] = int(rev)
+        return doc
+
     def _load_jobs(self, run_id: str, jobids: Iterable[str]) -> dict[str, Doc]:
         wanted = [str(j) for j in jobids]
         found: dict[str, Doc] = {}
@@ -336,43 +343,64 @@ class SqliteStore(Store):
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"SELECT jobid, doc FROM jobs WHERE run_id = ? AND jobid IN ({marks})",
+                    f"SELECT jobid, doc, rev FROM jobs WHERE run_id = ? AND jobid IN ({marks})",
                     [run_id, *chunk],
                 ).fetchall()
-                found.update((jobid, json.loads(doc)) for jobid, doc in rows)
+                found.update((jobid, self._job_doc(doc, rev)) for jobid, doc, rev in rows)
         return found
 
     def _save_jobs(self, docs: Sequence[Doc]) -> None:
-        rows = [
-            (
-                d["run_id"],
-                str(d["jobid"]),
-                int(d.get("jobid_num", -1)),
-                d.get("rule"),
-                d["state"],
-                job_duration_key(d),
-                job_started_key(d),
-                job_search_text(d),
-                _dumps(d),
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for d in docs:
+            body = {k: v for k, v in d.items() if k != "_rev"}
+            rev = d.get("_rev")
+            values = (
+                1 if rev is None else int(rev) + 1,
+                int(body.get("jobid_num", -1)),
+                body.get("rule"),
+                body["state"],
+                job_duration_key(body),
+                job_started_key(body),
+                job_search_text(body),
+                _dumps(body),
+                body["run_id"],
+                str(body["jobid"]),
             )
-            for d in docs
-        ]
+            if rev is None:
+                inserts.append(values)
+            else:
+                updates.append((*values, int(rev)))
         with self._tx() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO jobs (run_id, jobid, jobid_num, rule, state,"
-                " duration_key, started_key, search, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            written = 0
+            if inserts:
+                written += db.executemany(
+                    "INSERT OR IGNORE INTO jobs (rev, jobid_num, rule, state, duration_key,"
+                    " started_key, search, doc, run_id, jobid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    inserts,
+                ).rowcount
+            if updates:
+                written += db.executemany(
+                    "UPDATE jobs SET rev = ?, jobid_num = ?, rule = ?, state = ?, duration_key = ?,"
+                    " started_key = ?, search = ?, doc = ? WHERE run_id = ? AND jobid = ?"
+                    " AND rev = ?",
+                    updates,
+                ).rowcount
+        if written < len(docs):
+            raise ConcurrentUpdate(f"{len(docs) - written} job(s) changed meanwhile")
+        for d in docs:
+            d["_rev"] = 1 if d.get("_rev") is None else int(d["_rev"]) + 1
 
     def _open_jobs(self, run_id: str) -> list[Doc]:
         states = sorted(s.value for s in OPEN_JOB_STATES)
         marks = ",".join("?" * len(states))
         with self._read() as db:
             rows = db.execute(
-                f"SELECT doc FROM jobs WHERE run_id = ? AND state IN ({marks})",
+                f"SELECT doc, rev FROM jobs WHERE run_id = ? AND state IN ({marks})",
                 [run_id, *states],
             ).fetchall()
-        return [json.loads(doc) for (doc,) in rows]
+        return [self._job_doc(doc, rev) for doc, rev in rows]
 
     def _count_jobs(self, run_id: str) -> dict[str | None, dict[str, int]]:
         with self._read() as db:

@@ -6,6 +6,7 @@ Each test runs once per backend through ``open_store``, exactly as the services 
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -315,6 +316,44 @@ def test_a_cancel_leaves_running_jobs_cancelled_and_finished_jobs_done_in_any_or
             str(j.jobid) for j in run.jobs_in("done")
         )
         assert run.jobs_in("cancelled") and run.jobs_in("done")
+
+
+def test_concurrent_writers_of_one_run_lose_nothing(store: Store):
+    """Several consumers (threads here) persisting one run while the API updates it."""
+    reference = scenario("cancelled-ref")
+    store.persist(reference.events)
+    expected = final_docs(store, reference.run_id)
+
+    run = scenario("cancelled-race")
+    store.create_run(run_doc(run.run_id, "2026-03-01T10:00:00.000Z", state="QUEUED"))
+    events = list(run.events)
+    random.Random(11).shuffle(events)
+    errors: list[BaseException] = []
+
+    def writer(part: list[Envelope], seed: int) -> None:
+        try:
+            persist_in_batches(store, part, random.Random(seed))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    def annotator() -> None:
+        try:
+            for i in range(10):
+                assert store.update_run(run.run_id, {"note": f"n{i}"})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(events[i::3], i)) for i in range(3)]
+    threads.append(threading.Thread(target=annotator))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    run_doc_, jobs = final_docs(store, run.run_id)
+    assert run_doc_.pop("note") == "n9"
+    assert run_doc_.pop("submitted_at") and run_doc_.pop("workflow") == "align"
+    assert (run_doc_, jobs) == expected
 
 
 def test_list_events_after_seq_and_limit_in_seq_order(store: Store):
