@@ -183,3 +183,10 @@ def cytoscape_stylesheet() -> list[dict[str, Any]]:
             }
         )
     return sheet
+
+
+def graph_layout(elements: list[dict[str, Any]]) -> dict[str, Any]:
+    """Top-down DAG layout when there are dependencies, a tidy grid of rules otherwise."""
+    if any("source" in e["data"] for e in elements):
+        return {"name": "breadthfirst", "directed": True, "spacingFactor": 1.0, "animate": False}
+    return {"name": "grid", "avoidOverlap": True, "animate": False}

@@ -17,7 +17,8 @@ from typing import Any
 import dash_mantine_components as dmc
 import jsonschema
 
-FIELD_TYPE = "cfg"  # pattern-matching id type of every generated input
+FIELD_TYPE = "cfg"  # pattern-matching id type of every generated input (its ``value``)
+BOOL_FIELD_TYPE = "cfgb"  # the same for switches, whose value is ``checked``
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def field_component(spec: FieldSpec) -> Any:
         )
     if spec.kind == "boolean":
         return dmc.Switch(
-            id=_fid(spec.name),
+            id={"type": BOOL_FIELD_TYPE, "name": spec.name},
             label=spec.label,
             description=spec.description or None,
             checked=bool(spec.default),

@@ -134,3 +134,10 @@ def rule_state(counts: dict[str, Any] | None) -> str:
     if int(c.get("cancelled") or 0):
         return "cancelled"
     return "pending"
+
+
+TERMINAL_RUN_STATES: Final = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"})
+
+
+def is_terminal(state: str | None) -> bool:
+    return state in TERMINAL_RUN_STATES

@@ -78,6 +78,10 @@ def create_app(
     if live:
         hub.start()
 
+    from dashboard.app import init_dashboard
+
+    init_dashboard(app, service, settings)
+
     @app.get("/")
     def index() -> Any:
         return redirect("/dashboard/", code=302)
