@@ -30,6 +30,7 @@ from typing import Any
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
+from runner.rundir import cancel_marker_path
 from runner.spool import SpoolWriter
 from snakedeck import envelope
 
@@ -44,6 +45,7 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("x", logging.INFO, "x", 0, "", None,
 }
 _LEVELS = {"warn": "warning", "fatal": "critical"}
 _FAILURE_EVENTS = frozenset({"job_error", "group_error", "error"})
+_JOB_FAILURE_EVENTS = frozenset({"job_error", "group_error"})
 # Snakemake logs this when SIGINT/SIGTERM stops it (its KeyboardInterrupt handler).
 _CANCEL_MARKER = "on user request"
 
@@ -131,6 +133,16 @@ def record_to_envelope(run_id: str, record: logging.LogRecord) -> dict[str, Any]
     )
 
 
+def _as_cancelled(event: dict[str, Any]) -> None:
+    """A job killed by the run's cancellation: record it as a warning line, not a job failure
+    (the job stays open, and the run's terminal CANCELED settles it as ``cancelled``)."""
+    event["data"]["event"] = event["type"]
+    event["data"]["cancelled"] = True
+    event["type"] = "log"
+    event["level"] = "warning"
+    event["msg"] = f"cancelled: {event['msg']}".strip()
+
+
 def guess_workflow_name(argv: list[str] | None = None, cwd: Path | None = None) -> str:
     """The folder name of the Snakefile Snakemake will use (``--snakefile``/``-s`` or the default
     search), for a hand-run that was not given ``--logger-snakedeck-workflow``."""
@@ -169,6 +181,7 @@ class LogHandler(LogHandlerBase):
         self._failure_msg = ""
         self._interrupted = False
         self._started = False
+        self._cancel_marker: Path | None = None
         self.hand_run = False
         self.run_id = ""
         self.spool_path: Path | None = None
@@ -199,6 +212,7 @@ class LogHandler(LogHandlerBase):
         ).absolute()
         self._writer = SpoolWriter(self.spool_path)
         if not self.hand_run:
+            self._cancel_marker = cancel_marker_path(self.spool_path)
             return
 
         self._drain_timeout = (
@@ -236,6 +250,8 @@ class LogHandler(LogHandlerBase):
             return
         try:
             event = record_to_envelope(self.run_id, record)
+            if event["type"] in _JOB_FAILURE_EVENTS and self._cancelling():
+                _as_cancelled(event)
             if event["type"] == "workflow_started":
                 self._started = True
             elif event["type"] in _FAILURE_EVENTS:
@@ -246,6 +262,11 @@ class LogHandler(LogHandlerBase):
             writer.append(event)
         except Exception:  # noqa: BLE001 - logging must never break the workflow
             self.handleError(record)
+
+    def _cancelling(self) -> bool:
+        """Whether the runner has asked this run to stop (it touches the marker before it
+        signals the process group, so the jobs dying from that signal are not failures)."""
+        return self._cancel_marker is not None and self._cancel_marker.exists()
 
     def close(self) -> None:
         with self._lock:
