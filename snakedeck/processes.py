@@ -65,6 +65,20 @@ def run_until_signalled(services: list[Service]) -> int:
     return 0
 
 
+def announce(settings: Settings, role: str) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
+    store = f"MongoDB {settings.mongo_db}" if settings.mongo_uri else str(settings.sqlite_path)
+    print(
+        f"snakedeck {role}: {bus}, store {store}\n"
+        f"  dashboard  {base}/dashboard/\n"
+        f"  REST API   {base}/api/v1  (docs {base}/apidocs)\n"
+        f"  submit     snakedeck submit demo --follow --url {base}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def main(role: str, settings: Settings) -> int:
     configure_logging()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +92,7 @@ def main(role: str, settings: Settings) -> int:
 
     if role == "gateway":
         require_broker(settings, role)
-        return serve(settings)
-    if role == "standalone":
-        return serve(settings, standalone=True)
-    raise SettingsError(f"unknown process role {role!r}")
+    elif role != "standalone":
+        raise SettingsError(f"unknown process role {role!r}")
+    announce(settings, role)
+    return serve(settings, standalone=role == "standalone")

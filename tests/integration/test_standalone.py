@@ -1,0 +1,107 @@
+"""`snakedeck standalone` from a clean directory, then `snakedeck submit demo --follow`.
+
+The two commands a new user types: the first starts everything in one process (in-process
+bus, SQLite), the second must show the run to the end and exit 0 only when it is COMPLETE.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEDECK = [sys.executable, "-m", "snakedeck.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def standalone(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")} | {
+        "SNAKEDECK_PORT": str(port),
+        "SNAKEDECK_WORKFLOWS_DIR": str(REPO / "workflows"),
+    }
+    proc = subprocess.Popen(
+        [*SNAKEDECK, "standalone"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"standalone exited early:\n{proc.stdout.read()}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:  # not listening yet, or still loading the app
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("standalone did not become ready within 60 s")
+    yield url, env, proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_submit_demo_follow_completes_and_exits_0(standalone, tmp_path: Path) -> None:
+    url, env, _ = standalone
+    result = subprocess.run(
+        [*SNAKEDECK, "submit", "demo", "--follow", "--set", "samples=3", "--tag", "who=test"],
+        cwd=tmp_path,
+        env=env | {"SNAKEDECK_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "COMPLETE" in result.stdout
+    runs = requests.get(f"{url}/api/v1/runs", params={"tag": "who=test"}, timeout=5).json()
+    assert runs["total"] == 1
+    run = runs["runs"][0]
+    assert run["state"] == "COMPLETE"
+    assert run["progress"]["done"] == run["progress"]["total"] > 0
+    # Standalone keeps its data under ./.snakedeck of the directory it was started in.
+    assert (tmp_path / ".snakedeck" / "snakedeck.db").is_file()
+
+
+def test_follow_of_a_failing_run_exits_1_and_names_the_failed_job(standalone, tmp_path) -> None:
+    url, env, _ = standalone
+    result = subprocess.run(
+        [*SNAKEDECK, "submit", "demo", "--follow", "--set", "samples=2", "--set", "fail_sample=s1"],
+        cwd=tmp_path,
+        env=env | {"SNAKEDECK_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "EXECUTOR_ERROR" in result.stdout
+    assert "failed; log:" in result.stderr
+
+
+def test_standalone_prints_where_to_find_it(standalone) -> None:
+    url, _, proc = standalone
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=20)[0]
+    assert f"{url}/dashboard/" in out and f"{url}/api/v1" in out
