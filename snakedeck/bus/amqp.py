@@ -659,6 +659,14 @@ class AmqpBus(Bus):
                 last_tag = method.delivery_tag
             if last_tag is not None:
                 ch.basic_nack(last_tag, multiple=True, requeue=True)
+                # The requeue is asynchronous in the broker: wait (bounded) until the peeked
+                # messages count as ready again, so a reader right after us sees them.
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline:
+                    ready = ch.queue_declare(dead, passive=True).method.message_count
+                    if ready >= len(bodies):
+                        break
+                    time.sleep(0.005)
             return bodies
 
         return self._with_channel("reading dead letters", peek)

@@ -13,6 +13,7 @@ from snakedeck.bus import Bus, BusError, Delivery, Outgoing, Subscription, open_
 from snakedeck.bus.amqp import AmqpBus
 from snakedeck.bus.local import LocalBus
 from snakedeck.settings import Settings
+from tests.support.tcp_proxy import TcpProxy
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -382,3 +383,39 @@ def test_many_threads_publish_at_once(bus: Bus) -> None:
     assert errors == []
     assert bus.queue_depth(bus.topology.persist) == 8 * 50
     assert bus.queue_depth("runs") == 8 * 5
+
+
+def test_amqp_consumers_and_publishers_come_back_after_an_outage(
+    amqp_url: str, namespace: str
+) -> None:
+    direct = AmqpBus(amqp_url, namespace)
+    direct.declare()
+    proxy = TcpProxy.for_url(amqp_url)
+    proxied = AmqpBus(proxy.url_for(amqp_url), namespace, connect_timeout=2)
+    persisted, updates = Collector(), Collector()
+    subs = [
+        proxied.consume_persist(persisted, batch_size=10, max_wait=0.01),
+        ready(proxied.consume_updates(updates)),
+    ]
+    try:
+        direct.publish_events(events(1))
+        assert wait_for(lambda: len(persisted.deliveries) == 1)
+        proxied.publish_update({"n": 0})  # opens the publishing connection before the outage
+        assert wait_for(lambda: len(updates.deliveries) == 1)
+        proxy.cut()
+        with pytest.raises(BusError, match=r"RabbitMQ at amqp://guest:\*\*\*@127\.0\.0\.1"):
+            proxied.publish_update({"n": -1})
+        direct.publish_events(events(1, start=2))
+        proxy.restore()
+        assert wait_for(lambda: len(persisted.deliveries) == 2), "persist consumer did not return"
+        assert wait_for(lambda: all(getattr(s, "connected", True) for s in subs))
+        proxied.publish_update({"n": 1})  # a fresh connection, no error
+        assert wait_for(lambda: any(d.json()["n"] == 1 for d in updates.deliveries))
+    finally:
+        for s in subs:
+            s.stop()
+        proxied.close()
+        proxy.close()
+        direct.delete_topology()
+        direct.close()
+    assert [d.json()["seq"] for d in persisted.deliveries] == [1, 2]
