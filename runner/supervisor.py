@@ -83,13 +83,53 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
 
 
-def wait_group_gone(pgid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while group_members(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+def become_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (Linux), so the job processes a killed
+    Snakemake leaves behind become our children and we can reap them: otherwise they would wait
+    as zombies for an init that may be slow to reap (or, in a container, never does)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def reap(pgid: int) -> None:
+    """Collect the exit status of every child of ours in process group ``pgid`` that ended."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def group_exists(pgid: int) -> bool:
+    """Whether any process (zombies included) is still in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
+
+
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process of the group is left, zombies included (reaping ours)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap(pgid)
+        if not group_exists(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return not group_members(pgid)  # only zombies someone else must reap are left
+        time.sleep(0.05)
 
 
 def kill_leftover(rd: RunDir, run_id: str) -> bool:
@@ -140,6 +180,7 @@ class SnakemakeProcess:
         return self.pid
 
     def start(self) -> SnakemakeProcess:
+        become_subreaper()
         with open(self.rd.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -188,7 +229,7 @@ class SnakemakeProcess:
         if self.proc is None:
             return True
         if not group_members(self.pgid):
-            return True
+            return wait_group_gone(self.pgid, timeout)
         log.warning(
             "run %s: processes left in group %d after Snakemake exited; SIGKILL",
             self.rd.run_id,
