@@ -42,9 +42,19 @@ def metrics() -> Response:
 
 
 def _refresh() -> None:
-    """Gauges that describe shared state are read at scrape time, from the store and broker."""
+    """Gauges describing shared state are read at scrape time, from the store and the broker."""
     from snakedeck import metrics as m
+    from snakedeck.bus.base import BusError
+    from snakedeck.store.base import StoreError
 
     service = current_app.extensions["snakedeck.service"]
     hub = current_app.extensions["snakedeck.live"]
-    m.refresh_from(service.store, service.bus, websocket_clients=hub.clients)
+    m.WEBSOCKET_CLIENTS.set(hub.clients)
+    try:
+        m.refresh_runs_by_state(service.store)
+    except StoreError as exc:
+        current_app.logger.warning("runs_by_state not refreshed: %s", exc)
+    try:
+        m.CONSUMER_LAG.set(service.bus.queue_depth("persist"))
+    except BusError as exc:
+        current_app.logger.warning("consumer_lag not refreshed: %s", exc)

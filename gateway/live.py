@@ -33,6 +33,8 @@ Send = Callable[[str, Any], None]
 
 REPLAY_PAGE = 1000
 POLL_SECONDS = 1.0
+CATCH_UP_SECONDS = 5.0
+"""A run subscriber idle this long re-reads the store: a lost update must not stall a client."""
 
 
 class FeedClosed(Exception):
@@ -92,13 +94,19 @@ class FeedSubscriber:
 
     def pump(self, timeout: float | None = None) -> None:
         """Deliver queued updates until closed (or, with ``timeout``, until the queue idles)."""
+        idle_since = time.monotonic()
         while not self.closed:
             try:
                 item = self._inbox.get(timeout=timeout or POLL_SECONDS)
             except queue.Empty:
                 if timeout is not None:
                     return
-                continue
+                if time.monotonic() - idle_since >= CATCH_UP_SECONDS:
+                    idle_since = time.monotonic()
+                    item = {"catch_up": True}
+                else:
+                    continue
+            idle_since = time.monotonic()
             if item is None:
                 break
             try:
@@ -110,12 +118,24 @@ class FeedSubscriber:
                 self.close()
 
     def handle(self, update: dict[str, Any]) -> None:
+        if update.get("catch_up"):
+            self.catch_up()
+            return
         for event in update.get("events") or []:
             self._deliver(event)
         for run in update.get("runs") or []:
             self._send("run", run)
         for job in update.get("jobs") or []:
             self._send("job", job)
+
+    def catch_up(self) -> None:
+        """Send what the store has beyond the last seq sent (the consumer may have lost an
+        update: it publishes them best effort, after the store has the events)."""
+        if self.run_id is None or self.run_id not in self._last:
+            return
+        last = self._last[self.run_id]
+        for event in self.store.list_events(self.run_id, after_seq=last, limit=REPLAY_PAGE):
+            self._deliver(event)
 
     def close(self) -> None:
         if not self.closed:
@@ -167,7 +187,9 @@ class LiveHub:
         self._subscription: Subscription | None = None
         self.runners: dict[str, dict[str, Any]] = {}
         self.clients = 0
-        self._on_clients: list[Callable[[int], None]] = []
+        self.count_persisted = True
+        """Count persisted events from updates into ``events_persisted`` (off when the consumer
+        runs in this process and counts them itself)."""
 
     def start(self) -> None:
         self._subscription = self.bus.consume_updates(self._on_updates)
@@ -192,14 +214,11 @@ class LiveHub:
             self._subs.discard(sub)
 
     def client_connected(self, delta: int) -> None:
+        from snakedeck.metrics import WEBSOCKET_CLIENTS
+
         with self._lock:
             self.clients += delta
-            count = self.clients
-        for callback in self._on_clients:
-            callback(count)
-
-    def on_clients_change(self, callback: Callable[[int], None]) -> None:
-        self._on_clients.append(callback)
+            WEBSOCKET_CLIENTS.set(self.clients)
 
     def runner_status(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -224,6 +243,10 @@ class LiveHub:
                     "ts": body.get("ts"),
                 }
             elif kind == "persisted":
+                if self.count_persisted:
+                    from snakedeck.metrics import EVENTS_PERSISTED
+
+                    EVENTS_PERSISTED.inc(len(body.get("events") or []))
                 with self._lock:
                     subs = list(self._subs)
                 for sub in subs:

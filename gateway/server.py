@@ -66,6 +66,7 @@ class GatewayServer(BaseApplication):
         bus.declare()
         self._services = [Consumer(self.settings, store, bus), Runner(self.settings, bus)]
         app = create_app(self.settings, store=store, bus=bus)
+        app.extensions["snakedeck.live"].count_persisted = False  # the consumer counts them here
         for service in self._services:
             service.start()
         return app

@@ -1,0 +1,176 @@
+"""The live feed end to end, minus Snakemake: a run's events are published to real RabbitMQ the
+way the forwarder publishes them, a real consumer persists them (SQLite and the Mongo wire
+server), and clients of the gateway (gunicorn + gevent subprocess) must see every event of the
+run once, in seq order, whether they subscribed from the start, reconnected mid-run, used a
+plain WebSocket, or sat on another gateway process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from snakedeck import envelope
+from snakedeck.bus import Outgoing, open_bus
+from snakedeck.consumer import Consumer
+from snakedeck.settings import Settings
+from snakedeck.store import open_store
+from tests.support.events import SyntheticRun, synthetic_run
+from tests.support.live_clients import GatewayProcess, SocketIOFeed, WebSocketFeed, wait_until
+
+
+class Pipeline:
+    """Consumer in this process, gateway(s) in subprocesses, one shared namespace and store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = open_store(settings)
+        self.bus = open_bus(settings)
+        self.bus.declare()
+        self.consumer = Consumer(settings, self.store, self.bus)
+        self.gateways: list[GatewayProcess] = []
+
+    def start(self, gateways: int = 1) -> Pipeline:
+        self.consumer.start()
+        for _ in range(gateways):
+            self.gateways.append(GatewayProcess(self.settings).start())
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.gateways[0].url
+
+    def submit(self) -> str:
+        resp = requests.post(
+            self.url + "/api/v1/runs", json={"workflow": "demo", "config": {}}, timeout=30
+        )
+        assert resp.status_code == 201, resp.text
+        return resp.json()["run_id"]
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        """As the forwarder does: persistent, confirmed, ``message_id`` run_id:seq."""
+        self.bus.publish_events(
+            Outgoing(envelope.routing_key(e), e, envelope.message_id(e)) for e in events
+        )
+
+    def stop(self) -> None:
+        for gateway in self.gateways:
+            gateway.stop()
+        self.consumer.stop()
+        self.bus.close()
+        self.store.close()
+
+
+@pytest.fixture
+def pipeline(settings_factory, store_backend: str) -> Iterator[Pipeline]:
+    p = Pipeline(settings_factory(backend=store_backend))
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def finished(feed, run: SyntheticRun) -> bool:
+    """The feed has shown the run's last event and its final state."""
+    seqs = feed.seqs(run.run_id)
+    return (
+        bool(seqs) and seqs[-1] >= len(run.events) and feed.saw_state(run.run_id, {run.final_state})
+    )
+
+
+def full(run: SyntheticRun) -> list[int]:
+    return list(range(1, len(run.events) + 1))
+
+
+def test_a_subscriber_from_the_start_gets_every_event_in_order(pipeline: Pipeline) -> None:
+    pipeline.start()
+    run = synthetic_run(pipeline.submit(), samples=3)
+    feed = SocketIOFeed(pipeline.url).connect()
+    try:
+        assert feed.subscribe(run_id=run.run_id, after_seq=0)["last_seq"] == 0
+        for i in range(0, len(run.events), 7):
+            pipeline.publish(run.events[i : i + 7])
+        wait_until(lambda: finished(feed, run), what="the whole run on the socket")
+        assert feed.seqs(run.run_id) == full(run)
+        assert feed.events(run.run_id) == run.events
+    finally:
+        feed.close()
+    final = requests.get(f"{pipeline.url}/api/v1/runs/{run.run_id}", timeout=30).json()
+    assert final["state"] == "COMPLETE"
+    assert {rule: c["done"] for rule, c in final["rule_counts"].items()} == run.rule_totals
+    stored = requests.get(f"{pipeline.url}/api/v1/runs/{run.run_id}/events", timeout=30).json()
+    assert [e["seq"] for e in stored["events"]] == full(run)
+
+
+def test_reconnecting_with_after_seq_closes_the_gap(pipeline: Pipeline) -> None:
+    pipeline.start()
+    run = synthetic_run(pipeline.submit(), samples=3)
+    third = len(run.events) // 3
+    first = SocketIOFeed(pipeline.url).connect()
+    first.subscribe(run_id=run.run_id)
+    pipeline.publish(run.events[:third])
+    wait_until(lambda: len(first.events(run.run_id)) >= third, what="the first third")
+    first.close()
+    seen = first.seqs(run.run_id)
+
+    pipeline.publish(run.events[third : 2 * third])  # missed while disconnected
+    wait_until(
+        lambda: len(pipeline.store.list_events(run.run_id, after_seq=0, limit=10_000)) >= 2 * third,
+        what="the missed events to be stored",
+    )
+    second = SocketIOFeed(pipeline.url).connect()
+    try:
+        ack = second.subscribe(run_id=run.run_id, after_seq=seen[-1])
+        assert ack["last_seq"] >= 2 * third
+        pipeline.publish(run.events[2 * third :])
+        wait_until(lambda: finished(second, run), what="the rest of the run")
+        assert seen + second.seqs(run.run_id) == full(run)
+    finally:
+        second.close()
+
+
+def test_a_plain_websocket_gets_the_same_stream(pipeline: Pipeline) -> None:
+    pipeline.start()
+    run = synthetic_run(pipeline.submit(), samples=2)
+    half = len(run.events) // 2
+    one_run = WebSocketFeed(pipeline.url, f"/ws/runs/{run.run_id}?after_seq=0")
+    every_run = WebSocketFeed(pipeline.url, "/ws/runs")
+    try:
+        wait_until(lambda: one_run.runs(run.run_id), what="the run summary on connect")
+        pipeline.publish(run.events[:half])
+        wait_until(lambda: len(every_run.events(run.run_id)) >= half, what="first half")
+        late = WebSocketFeed(pipeline.url, f"/ws/runs/{run.run_id}?after_seq=3")
+        pipeline.publish(run.events[half:])
+        for feed in (one_run, every_run, late):
+            wait_until(lambda feed=feed: finished(feed, run), what="the whole run on the ws")
+        assert one_run.events(run.run_id) == run.events
+        assert every_run.seqs(run.run_id) == full(run)
+        assert late.seqs(run.run_id) == full(run)[3:]
+        assert any(kind == "job" for kind, _ in one_run.messages)
+        late.close()
+    finally:
+        one_run.close()
+        every_run.close()
+
+
+def test_two_gateways_each_push_every_update(pipeline: Pipeline) -> None:
+    pipeline.start(gateways=2)
+    run = synthetic_run(pipeline.submit(), samples=2)
+    feeds = [SocketIOFeed(g.url).connect() for g in pipeline.gateways]
+    try:
+        for feed in feeds:
+            assert feed.subscribe(all=True)["last_seq"] is None
+        pipeline.publish(run.events)
+        for feed in feeds:
+            wait_until(lambda feed=feed: finished(feed, run), what="every update on each")
+            assert feed.seqs(run.run_id) == full(run)
+    finally:
+        for feed in feeds:
+            feed.close()
+    metrics = requests.get(pipeline.gateways[1].url + "/metrics", timeout=30).text
+    assert 'snakedeck_runs_by_state{state="COMPLETE"} 1.0' in metrics
+    assert "snakedeck_consumer_lag 0.0" in metrics
+    assert f"snakedeck_events_persisted_total {float(len(run.events))}" in metrics
