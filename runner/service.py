@@ -373,6 +373,16 @@ class Runner:
         self._heartbeat_thread.start()
         log.info("runner %s started (max %d runs)", self.runner_id, self.settings.max_runs)
 
+    def wait_ready(self, timeout: float = 15.0) -> bool:
+        """True once the control and runs consumers are registered with the broker (a cancel
+        broadcast before that would not reach this runner)."""
+        deadline = time.monotonic() + timeout
+        for sub in list(self._subs):
+            wait = getattr(sub, "wait_ready", None)
+            if wait is not None and not wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking runs; end active ones as SYSTEM_ERROR (SIGTERM, SIGKILL after the grace),
         forward their spools (bounded while the broker is down), then disconnect."""

@@ -86,6 +86,7 @@ def start_runner(settings: Settings) -> Iterator[Callable[..., Runner]]:
         r = Runner(s, b)
         r.start()
         started.append((r, b))
+        assert r.wait_ready(30), "the runner never connected"
         return r
 
     yield start
@@ -338,3 +339,48 @@ def test_replaying_a_finished_run_in_shuffled_order_changes_nothing(
     wait_for(lambda: bus.queue_depth("persist") == 0, 30, "the replay to be consumed")
     time.sleep(1.0)  # the last batch may still be in the consumer's hands
     assert snapshot(store, run_id) == before
+
+
+def test_a_cancel_for_a_queued_run_ends_it_canceled_without_starting(
+    settings: Settings, store: Store, bus: Bus, consumer: Consumer, runner: Runner
+) -> None:
+    run_id = new_run_id("precancel")
+    bus.send_control(messages.cancel(run_id))  # no runner owns it yet: remembered
+    wait_for(lambda: run_id in runner._cancelled, 30, "the runner to hear the cancel")
+    submit(store, bus, run_id, {"samples": 2})
+    rd = run_dir(settings.runs_dir, run_id)
+    run = wait_finished(store, rd)
+    assert run["state"] == "CANCELED"
+    assert not rd.pid.exists() and not (rd.work / "samples").exists()
+    assert all_jobs(store, run_id) == []
+
+
+def test_a_redelivered_command_of_an_interrupted_run_ends_system_error(
+    settings: Settings, store: Store, bus: Bus, consumer: Consumer, start_runner
+) -> None:
+    """A runner died mid-run: the spool is there, and so is its Snakemake's process group."""
+    run_id = new_run_id("crashed")
+    rd = run_dir(settings.runs_dir, run_id).create()
+    with open(rd.spool, "w") as f:
+        for state in ("INITIALIZING", "RUNNING"):
+            f.write(envelope.dumps(envelope.run_state(run_id, state)) + "\n")
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "snakemake",
+         "--logger-snakedeck-run-id", run_id],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        rd.pid.write_text(f"{leftover.pid}\n")
+        submit(store, bus, run_id, {"samples": 2})
+        start_runner()
+        run = wait_finished(store, rd)
+        assert run["state"] == "SYSTEM_ERROR"
+        assert run["state_reason"] == "runner restarted while the run was active"
+        leftover.wait(10)  # killed (its status may have been reaped by the runner already)
+        assert group_members(leftover.pid) == []
+        assert_gap_free(store, run_id, 3)
+        wait_for(lambda: bus.queue_depth("runs") == 0, 30, "the command to be acknowledged")
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
