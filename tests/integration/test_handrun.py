@@ -1,0 +1,159 @@
+"""A user's own ``snakemake --logger snakedeck`` (no runner): the plugin records the whole run,
+forwards it while Snakemake runs, and leaves what it could not deliver for ``snakedeck replay``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.forwarder import replay
+from snakedeck.bus import Bus, open_bus
+from snakedeck.consumer import Consumer
+from snakedeck.settings import Settings
+from snakedeck.store import JobFilter, Store, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def settings(settings_factory, store_backend: str) -> Settings:
+    return settings_factory(backend=store_backend, bus="amqp")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = open_store(settings)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def bus(settings: Settings) -> Iterator[Bus]:
+    b = open_bus(settings)
+    b.declare()
+    yield b
+    b.close()
+    cleanup = open_bus(settings)
+    cleanup.delete_topology()  # type: ignore[attr-defined]
+    cleanup.close()
+
+
+@pytest.fixture
+def consumer(settings: Settings, store: Store, bus: Bus) -> Iterator[Consumer]:
+    c = Consumer(settings, store, open_bus(settings))
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The demo workflow copied into a user's own project folder named ``demo``."""
+    proj = tmp_path / "demo"
+    proj.mkdir()
+    shutil.copy(REPO / "workflows" / "demo" / "Snakefile", proj / "Snakefile")
+    return proj
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def snakemake_by_hand(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
+    return subprocess.run(
+        [
+            sys.executable, "-m", "snakemake", "--cores", "2", "--config", "samples=3",
+            "sleep=0.1", "--logger", "snakedeck", *args,
+        ],
+        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def spooled(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def assert_complete_run(store: Store, run_id: str, n_events: int) -> None:
+    run = store.get_run(run_id)
+    assert run is not None
+    assert run["state"] == "COMPLETE"
+    assert run["workflow"] == "demo"
+    assert [e["seq"] for e in store.list_events(run_id, limit=10_000)] == list(
+        range(1, n_events + 1)
+    )
+    jobs = store.list_jobs(run_id, JobFilter(), page_size=100).items
+    assert len(jobs) == 8 and {j["state"] for j in jobs} == {"done"}
+    assert run["progress"]["done"] == run["progress"]["total"] == 8
+
+
+def test_hand_run_is_recorded_live(
+    settings: Settings, store: Store, consumer: Consumer, project: Path, amqp_url: str
+) -> None:
+    run_id = "hand-live-1"
+    proc = snakemake_by_hand(
+        project,
+        "--logger-snakedeck-amqp-url", amqp_url,
+        "--logger-snakedeck-namespace", settings.namespace,
+        "--logger-snakedeck-run-id", run_id,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "every event delivered" in proc.stderr
+    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
+    events = spooled(spool)
+    assert events[0]["data"] == {"state": "RUNNING", "workflow": "demo", "hand_run": True}
+    assert events[-1]["data"] == {"state": "COMPLETE"}
+    wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "events")
+    assert_complete_run(store, run_id, len(events))
+
+
+def test_hand_run_without_broker_leaves_the_spool_for_replay(
+    settings: Settings, store: Store, consumer: Consumer, project: Path
+) -> None:
+    proc = snakemake_by_hand(
+        project,
+        "--logger-snakedeck-amqp-url", f"amqp://guest:guest@127.0.0.1:{closed_port()}/",
+        "--logger-snakedeck-drain-timeout", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = re.search(r"snakedeck replay (\S+\.jsonl)", proc.stderr)
+    assert m, proc.stderr[-3000:]
+    spool = Path(m.group(1))
+    run_id = spool.stem
+    events = spooled(spool)
+    assert [e["data"]["state"] for e in events if e["type"] == "run_state"] == [
+        "RUNNING",
+        "COMPLETE",
+    ]
+    assert sum(e["type"] == "job_finished" for e in events) == 8
+    assert store.get_run(run_id) is None
+
+    assert replay(spool, settings, progress=False, timeout=30) == 0
+    wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "replay")
+    assert_complete_run(store, run_id, len(events))
+    assert replay(spool, settings, progress=False, timeout=30) == 0  # nothing left: a no-op
