@@ -8,60 +8,12 @@ plain WebSocket, or sat on another gateway process.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
 
-from snakedeck import envelope
-from snakedeck.bus import Outgoing, open_bus
-from snakedeck.consumer import Consumer
-from snakedeck.settings import Settings
-from snakedeck.store import open_store
 from tests.support.events import SyntheticRun, synthetic_run
-from tests.support.live_clients import GatewayProcess, SocketIOFeed, WebSocketFeed, wait_until
-
-
-class Pipeline:
-    """Consumer in this process, gateway(s) in subprocesses, one shared namespace and store."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.store = open_store(settings)
-        self.bus = open_bus(settings)
-        self.bus.declare()
-        self.consumer = Consumer(settings, self.store, self.bus)
-        self.gateways: list[GatewayProcess] = []
-
-    def start(self, gateways: int = 1) -> Pipeline:
-        self.consumer.start()
-        for _ in range(gateways):
-            self.gateways.append(GatewayProcess(self.settings).start())
-        return self
-
-    @property
-    def url(self) -> str:
-        return self.gateways[0].url
-
-    def submit(self) -> str:
-        resp = requests.post(
-            self.url + "/api/v1/runs", json={"workflow": "demo", "config": {}}, timeout=30
-        )
-        assert resp.status_code == 201, resp.text
-        return resp.json()["run_id"]
-
-    def publish(self, events: list[dict[str, Any]]) -> None:
-        """As the forwarder does: persistent, confirmed, ``message_id`` run_id:seq."""
-        self.bus.publish_events(
-            Outgoing(envelope.routing_key(e), e, envelope.message_id(e)) for e in events
-        )
-
-    def stop(self) -> None:
-        for gateway in self.gateways:
-            gateway.stop()
-        self.consumer.stop()
-        self.bus.close()
-        self.store.close()
+from tests.support.live_clients import Pipeline, SocketIOFeed, WebSocketFeed, wait_until
 
 
 @pytest.fixture

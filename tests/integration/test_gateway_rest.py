@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from snakedeck import envelope
+from snakedeck.bus import open_bus
 from snakedeck.settings import Settings
 from snakedeck.store import RunFilter, Store, open_store
 from tests.support.live_clients import GatewayProcess, SocketIOFeed, WebSocketFeed, wait_until
@@ -74,6 +75,9 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Dep
             yield Deployment(settings, gateway, store)
         finally:
             store.close()
+    bus = open_bus(settings)
+    bus.delete_topology()  # type: ignore[attr-defined]
+    bus.close()
 
 
 def assert_problem(resp: requests.Response, status: int, *, field: str | None = None) -> dict:

@@ -137,6 +137,71 @@ class GatewayProcess:
         self.stop()
 
 
+class Pipeline:
+    """Consumer (and optionally the real runner) in this process, gateway(s) in subprocesses,
+    one namespace and one store. Stopping deletes the namespace's RabbitMQ topology."""
+
+    def __init__(self, settings: Settings) -> None:
+        from snakedeck.bus import open_bus
+        from snakedeck.consumer import Consumer
+        from snakedeck.store import open_store
+
+        self.settings = settings
+        self.store = open_store(settings)
+        self.bus = open_bus(settings)
+        self.bus.declare()
+        self.consumer = Consumer(settings, self.store, self.bus)
+        self.runner: Any = None
+        self.gateways: list[GatewayProcess] = []
+
+    def start(self, gateways: int = 1, *, runner: bool = False) -> Pipeline:
+        self.consumer.start()
+        if runner:
+            from runner.service import Runner
+            from snakedeck.bus import open_bus
+
+            self.runner = Runner(self.settings, open_bus(self.settings))
+            self.runner.start()
+        for _ in range(gateways):
+            self.gateways.append(GatewayProcess(self.settings).start())
+        return self
+
+    @property
+    def url(self) -> str:
+        return self.gateways[0].url
+
+    def submit(self, config: dict[str, Any] | None = None) -> str:
+        resp = requests.post(
+            self.url + "/api/v1/runs",
+            json={"workflow": "demo", "config": config or {}},
+            timeout=30,
+        )
+        assert resp.status_code == 201, resp.text
+        return resp.json()["run_id"]
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        """As the forwarder does: persistent, confirmed, ``message_id`` run_id:seq."""
+        from snakedeck import envelope
+        from snakedeck.bus import Outgoing
+
+        self.bus.publish_events(
+            Outgoing(envelope.routing_key(e), e, envelope.message_id(e)) for e in events
+        )
+
+    def stop(self) -> None:
+        for gateway in self.gateways:
+            gateway.stop()
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner.bus.close()
+        self.consumer.stop()
+        delete = getattr(self.bus, "delete_topology", None)
+        if delete is not None:
+            delete()
+        self.bus.close()
+        self.store.close()
+
+
 class Recorder:
     """Messages in arrival order, ``(kind, data)``, with waiting helpers."""
 
