@@ -35,7 +35,6 @@ def create_app(
     from gateway import api, health, openapi, problems
     from gateway import live as live_feed
     from gateway.auth import TokenCheck
-    from gateway.buscalls import SerialBus
     from snakedeck.workflows import WorkflowRegistry
 
     owned: list[Any] = []  # what shutdown() closes: only what this factory opened
@@ -49,8 +48,6 @@ def create_app(
 
         bus = open_bus(settings)
         owned.append(bus)
-    if not isinstance(bus, SerialBus):
-        bus = SerialBus(bus)
     try:
         bus.declare()
     except BusError as exc:  # /readyz reports it; submissions answer 503 until it is back
@@ -97,7 +94,5 @@ def socketio_of(app: Flask) -> Any:
 def shutdown(app: Flask) -> None:
     """Stop the live feed and release the store and bus the app opened."""
     app.extensions["snakedeck.live"].stop()
-    serial = app.extensions["snakedeck.service"].bus
-    serial.stop_worker()
     for resource in app.extensions["snakedeck.owned"]:
         resource.close()
