@@ -27,7 +27,16 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from snakedeck.bus.base import Bus, BusError, Delivery, Handler, Outgoing, Subscription
+from snakedeck.bus.base import (
+    Bus,
+    BusError,
+    ConsumeOptions,
+    Delivery,
+    Handler,
+    Outgoing,
+    QueueKind,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 # pika logs every lost socket at ERROR; without this, Python's last-resort handler would print
@@ -607,42 +616,23 @@ class AmqpBus(Bus):
         self._publish_one("sending a control command", self.topology.control, "", command)
 
     # -- consuming ------------------------------------------------------------------------------
-    def _subscribe(self, kind: str, handler: Handler, **kw: Any) -> _AmqpSubscription:
+    def _subscribe(
+        self, kind: QueueKind, handler: Handler, options: ConsumeOptions
+    ) -> _AmqpSubscription:
         if self._closed:
             raise BusError(f"bus for RabbitMQ at {self.where} is closed")
-        sub = _AmqpSubscription(self, handler, kind=kind, **kw)
+        sub = _AmqpSubscription(
+            self,
+            handler,
+            kind=kind,
+            batch_size=options.batch_size,
+            max_wait=options.max_wait,
+            prefetch=options.prefetch or 0,  # basic_qos: 0 means no limit
+            auto_ack=options.auto_ack,
+        )
         with self._lock:
             self._subs.append(sub)
         return sub
-
-    def consume_persist(
-        self, handler: Handler, *, batch_size: int = 500, max_wait: float = 0.05
-    ) -> Subscription:
-        return self._subscribe(
-            "persist",
-            handler,
-            batch_size=batch_size,
-            max_wait=max_wait,
-            prefetch=batch_size * 2,
-            auto_ack=False,
-        )
-
-    def consume_runs(self, handler: Handler, *, prefetch: int) -> Subscription:
-        if prefetch < 1:
-            raise BusError(f"prefetch must be at least 1, got {prefetch}")
-        return self._subscribe(
-            "runs", handler, batch_size=1, max_wait=0, prefetch=prefetch, auto_ack=False
-        )
-
-    def consume_control(self, handler: Handler) -> Subscription:
-        return self._subscribe(
-            "control", handler, batch_size=1, max_wait=0, prefetch=0, auto_ack=True
-        )
-
-    def consume_updates(self, handler: Handler) -> Subscription:
-        return self._subscribe(
-            "updates", handler, batch_size=100, max_wait=0, prefetch=0, auto_ack=True
-        )
 
     # -- inspection -----------------------------------------------------------------------------
     def dead_letters(self, limit: int = 100) -> list[bytes]:

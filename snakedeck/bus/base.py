@@ -18,7 +18,7 @@ import abc
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 class BusError(RuntimeError):
@@ -93,6 +93,21 @@ class Delivery:
         self._settle("dead")
 
 
+QueueKind = Literal["persist", "runs", "control", "updates"]
+
+
+@dataclass(frozen=True)
+class ConsumeOptions:
+    """How a subscription takes messages: the one place these policies are set."""
+
+    batch_size: int
+    max_wait: float
+    prefetch: int | None
+    """Most unsettled deliveries at once; ``None``: no limit."""
+    auto_ack: bool
+    """Settled on arrival (best-effort fanouts); otherwise the handler settles each delivery."""
+
+
 Handler = Callable[[Sequence[Delivery]], None]
 """Receives a batch of deliveries (one or more) and settles each of them."""
 
@@ -133,23 +148,32 @@ class Bus(abc.ABC):
         """Broadcast a control command (e.g. cancel) to every runner."""
 
     # -- consuming (each handler runs on a background thread owned by the bus) ------------------
-    @abc.abstractmethod
     def consume_persist(
         self, handler: Handler, *, batch_size: int = 500, max_wait: float = 0.05
     ) -> Subscription:
         """Deliver events from the persist queue in batches of up to ``batch_size``."""
+        options = ConsumeOptions(batch_size, max_wait, prefetch=batch_size * 2, auto_ack=False)
+        return self._subscribe("persist", handler, options)
 
-    @abc.abstractmethod
     def consume_runs(self, handler: Handler, *, prefetch: int) -> Subscription:
         """Deliver submit commands one at a time; at most ``prefetch`` unsettled at once."""
+        if prefetch < 1:
+            raise BusError(f"prefetch must be at least 1, got {prefetch}")
+        return self._subscribe("runs", handler, ConsumeOptions(1, 0, prefetch, auto_ack=False))
 
-    @abc.abstractmethod
     def consume_control(self, handler: Handler) -> Subscription:
         """Deliver every control command to this process (own exclusive queue)."""
+        return self._subscribe("control", handler, ConsumeOptions(1, 0, None, auto_ack=True))
+
+    def consume_updates(self, handler: Handler) -> Subscription:
+        """Deliver every update to this process (own exclusive queue); best effort."""
+        return self._subscribe("updates", handler, ConsumeOptions(100, 0, None, auto_ack=True))
 
     @abc.abstractmethod
-    def consume_updates(self, handler: Handler) -> Subscription:
-        """Deliver every update to this process (own exclusive queue)."""
+    def _subscribe(
+        self, kind: QueueKind, handler: Handler, options: ConsumeOptions
+    ) -> Subscription:
+        """Start a consumer thread on the queue of ``kind`` (for fanouts: a new own queue)."""
 
     # -- inspection -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from snakedeck.bus.base import Bus, BusError, Delivery, Handler, Outgoing, Subscription
+from snakedeck.bus.base import (
+    Bus,
+    BusError,
+    ConsumeOptions,
+    Delivery,
+    Handler,
+    Outgoing,
+    QueueKind,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,55 +257,37 @@ class LocalBus(Bus):
     def send_control(self, command: dict[str, Any]) -> None:
         self._fanout(self._broker.control, command)
 
-    def _subscribe(self, queue: _Queue, handler: Handler, **kw: Any) -> Subscription:
+    def _subscribe(
+        self, kind: QueueKind, handler: Handler, options: ConsumeOptions
+    ) -> Subscription:
         self._check()
-        sub = _LocalSubscription(self._broker, queue, handler, **kw)
+        on_stop = None
+        if kind == "persist":
+            queue = self._broker.persist
+        elif kind == "runs":
+            queue = self._broker.runs
+        else:  # a fanout: this subscriber's own queue, bound while it runs
+            group = self._broker.control if kind == "control" else self._broker.updates
+            queue = _Queue(self.topology.control if kind == "control" else self.topology.updates)
+            with self._broker.cond:
+                group.add(queue)
+
+            def on_stop() -> None:
+                with self._broker.cond:
+                    group.discard(queue)
+
+        sub = _LocalSubscription(
+            self._broker,
+            queue,
+            handler,
+            batch_size=options.batch_size,
+            max_wait=options.max_wait,
+            prefetch=options.prefetch,
+            auto_ack=options.auto_ack,
+            on_stop=on_stop,
+        )
         self._subs.append(sub)
         return sub
-
-    def consume_persist(
-        self, handler: Handler, *, batch_size: int = 500, max_wait: float = 0.05
-    ) -> Subscription:
-        return self._subscribe(
-            self._broker.persist,
-            handler,
-            batch_size=batch_size,
-            max_wait=max_wait,
-            prefetch=batch_size * 2,
-            auto_ack=False,
-        )
-
-    def consume_runs(self, handler: Handler, *, prefetch: int) -> Subscription:
-        if prefetch < 1:
-            raise BusError(f"prefetch must be at least 1, got {prefetch}")
-        return self._subscribe(
-            self._broker.runs, handler, batch_size=1, max_wait=0, prefetch=prefetch, auto_ack=False
-        )
-
-    def _fanout_subscribe(self, group: set[_Queue], name: str, handler: Handler) -> Subscription:
-        q = _Queue(name)
-        with self._broker.cond:
-            group.add(q)
-
-        def unbind() -> None:
-            with self._broker.cond:
-                group.discard(q)
-
-        return self._subscribe(
-            q,
-            handler,
-            batch_size=100,
-            max_wait=0,
-            prefetch=None,
-            auto_ack=True,
-            on_stop=unbind,
-        )
-
-    def consume_control(self, handler: Handler) -> Subscription:
-        return self._fanout_subscribe(self._broker.control, self.topology.control, handler)
-
-    def consume_updates(self, handler: Handler) -> Subscription:
-        return self._fanout_subscribe(self._broker.updates, self.topology.updates, handler)
 
     def dead_letters(self, limit: int = 100) -> list[bytes]:
         self._check()
