@@ -162,7 +162,6 @@ def shell(ctx: Ctx) -> Any:
             dcc.Store(id="user", storage_type="local"),
             dcc.Store(id="token-required", data=ctx.token_required),
             dcc.Store(id="feed-path"),
-            dcc.Store(id="ws-sink"),
             WebSocket(id="ws"),
             token_modal,
             dmc.AppShell(
@@ -216,12 +215,7 @@ def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
         Output("ws", "url"),
         Input("feed-path", "data"),
         State("token", "data"),
-    )
-    app.clientside_callback(
-        dash.ClientsideFunction("snakedeck", "onMessage"),
-        Output("ws-sink", "data"),  # never updated: the function buffers, flushes via set_props
-        Input("ws", "message"),
-        prevent_initial_call=True,
+        State("token-required", "data"),
     )
     app.clientside_callback(
         dash.ClientsideFunction("snakedeck", "onState"),

@@ -1,7 +1,7 @@
 /* snakedeck dashboard: the live feed, in the browser.
  *
  * One dash-extensions WebSocket (id "ws") follows the current page's feed. Messages are parsed
- * and buffered here, and flushed to the page at most every FLUSH_MS: job rows are patched in
+ * and buffered here (one listener call per message, see FeedSocket below), and flushed to the page at most every FLUSH_MS: job rows are patched in
  * the AG Grid directly, the run summary goes to one dcc.Store (a single server callback
  * re-renders the progress), and the event stream is rendered here. A burst of thousands of
  * events therefore costs a handful of server callbacks, not thousands.
@@ -41,8 +41,10 @@
     return !!document.getElementById(id);
   }
 
-  function setProps(id, props) {
-    if (exists(id) && window.dash_clientside && window.dash_clientside.set_props) {
+  /* ``store``: a dcc.Store has no DOM node, so it cannot be checked for; callers only name
+   * stores of the page the feed belongs to. */
+  function setProps(id, props, store) {
+    if ((store || exists(id)) && window.dash_clientside && window.dash_clientside.set_props) {
       window.dash_clientside.set_props(id, props);
     }
   }
@@ -123,14 +125,14 @@
     if (!feed) return;
     var runs = Object.keys(b.runs).map(function (k) { return b.runs[k]; });
     if (feed.kind === "runs") {
-      if (runs.length) setProps("runs-live", { data: { at: Date.now(), runs: runs } });
+      if (runs.length) setProps("runs-live", { data: { at: Date.now(), runs: runs } }, true);
       return;
     }
     var terminal = false;
     var mine = b.runs[feed.run_id];
     if (mine) {
       terminal = !!TERMINAL[mine.state];
-      setProps("run-live", { data: mine });
+      setProps("run-live", { data: mine }, true);
     }
     var jobsChanged = Object.keys(b.jobs).length > 0;
     if (jobsChanged || S.gridStale || terminal) {
@@ -147,7 +149,7 @@
     if (S.slowPending && (terminal || now - S.lastSlow > SLOW_MS)) {
       S.slowPending = false;
       S.lastSlow = now;
-      setProps("run-slow", { data: now });
+      setProps("run-slow", { data: now }, true);
     } else if (S.slowPending) {
       schedule(SLOW_MS);
     }
@@ -172,10 +174,46 @@
     }
   }
 
+  function onRaw(data, socket) {
+    if (socket !== S.socket) return;  // a socket of a page we already left
+    S.messages += 1;
+    if (typeof data !== "string") return;
+    if (S.debug) S.debug.push(data.slice(0, 400));
+    try {
+      handle(JSON.parse(data));
+    } catch (err) {
+      return;  // a malformed message is dropped; a reconnect catches up from after_seq
+    }
+    schedule();
+  }
+
+  /* The dash-extensions WebSocket hands each message to Dash as a prop change, and a burst of
+   * prop changes coalesces into one callback: most messages of a burst would never be seen.
+   * So the component keeps owning the connection (URL, state, close), and every message of the
+   * feed sockets it opens is also delivered here, one by one, through a listener. */
+  if (!window.WebSocket.__snakedeck) {
+    var NativeWebSocket = window.WebSocket;
+    var FeedSocket = function (url, protocols) {
+      var socket = protocols === undefined ? new NativeWebSocket(url) : new NativeWebSocket(url, protocols);
+      if (String(url).indexOf("/ws/runs") !== -1) {
+        S.socket = socket;
+        socket.addEventListener("message", function (ev) { onRaw(ev.data, socket); });
+      }
+      return socket;
+    };
+    FeedSocket.prototype = NativeWebSocket.prototype;
+    FeedSocket.CONNECTING = 0;
+    FeedSocket.OPEN = 1;
+    FeedSocket.CLOSING = 2;
+    FeedSocket.CLOSED = 3;
+    FeedSocket.__snakedeck = true;
+    window.WebSocket = FeedSocket;
+  }
+
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.snakedeck = {
     /* feed-path store → the WebSocket URL (a new page, or a new token). */
-    feed: function (feed, token) {
+    feed: function (feed, token, tokenRequired) {
       if (S.reconnectTimer) clearTimeout(S.reconnectTimer);
       S.reconnectTimer = null;
       var samePage = feed && S.feed && feed.path === S.feed.path;
@@ -183,8 +221,12 @@
       S.token = token || null;
       S.attempts = 0;
       S.buf = newBuffer();
-      if (!feed) {
-        setTimeout(function () { setProps("conn-badge", { children: "offline", color: "gray" }); }, 0);
+      if (!feed || (tokenRequired && !S.token)) {
+        // No feed on this page, or the server wants a token we do not have: connecting would
+        // only fail (and litter the console); the badge says why instead.
+        var badge = feed ? { children: "needs token", color: "red" } : { children: "offline", color: "gray" };
+        S.feed = null;
+        setTimeout(function () { setProps("conn-badge", badge); }, 0);
         return "";
       }
       if (feed.kind === "run" && !samePage) {
@@ -193,19 +235,6 @@
         setTimeout(renderEvents, 0);
       }
       return feedUrl(feed, S.token, feed.nonce || 0);
-    },
-
-    onMessage: function (message) {
-      S.messages += 1;
-      if (message && typeof message.data === "string") {
-        try {
-          handle(JSON.parse(message.data));
-        } catch (err) {
-          /* a malformed message is dropped; the next reconnect catches up from after_seq */
-        }
-        schedule();
-      }
-      throw window.dash_clientside.PreventUpdate;
     },
 
     onState: function (state, tokenRequired) {

@@ -42,6 +42,7 @@ def layout(ctx: Any, search: str = "") -> Any:
                                         ],
                                         value=selected,
                                         searchable=True,
+                                        allowDeselect=False,
                                         withAsterisk=True,
                                     ),
                                     html.Div(id="launch-about"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -58,12 +59,21 @@ def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
 def wait_for(
     driver: webdriver.Chrome, predicate: Callable[[webdriver.Chrome], Any], timeout: float = 60
 ) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(predicate)
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(predicate)
 
 
 def text_of(driver: webdriver.Chrome, css: str) -> str:
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else ""
+    """Text of the first match, ``""`` when absent (or re-rendered while being read)."""
+    try:
+        els = driver.find_elements(By.CSS_SELECTOR, css)
+        return els[0].text if els else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def seed_run(settings: Settings, run: SyntheticRun, **fields: Any) -> None:
