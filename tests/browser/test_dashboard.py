@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -156,17 +157,16 @@ def test_a_failing_run_shows_the_failed_job_and_its_log(gateway, browser):
     failed = '[id*=\'"type":"failed-job"\']'
     wait_for(d, lambda d: "sample=s2" in text_of(d, failed), 30)
     assert "make_sample" in text_of(d, failed)
-    button = d.find_element(By.CSS_SELECTOR, failed)
-    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
-    wait_for(d, lambda d: d.find_element(By.CSS_SELECTOR, failed).is_displayed(), 10)
-    d.find_element(By.CSS_SELECTOR, failed).click()
+    # The alert re-renders with every live update; a DOM click does not race with that.
+    d.execute_script("arguments[0].click();", d.find_element(By.CSS_SELECTOR, failed))
     wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".job-log-content"), 20)
     detail = d.find_element(By.ID, "job-detail").text
     assert "configured to fail" in detail
     assert "samples/s2.txt" in detail  # outputs
     assert "sleep" in d.find_element(By.ID, "job-shell").text  # the shell command
     # The table finds it too: filter by state.
-    d.find_element(By.CSS_SELECTOR, ".mantine-Drawer-close").click()
+    ActionChains(d).send_keys(Keys.ESCAPE).perform()  # close the drawer
+    wait_for(d, lambda d: not d.find_elements(By.CSS_SELECTOR, ".job-log-content"), 10)
     pick(d, "job-state", "failed")
     wait_for(d, lambda d: grid_states(d) == ["failed"], 20)
 
