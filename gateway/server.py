@@ -56,7 +56,6 @@ class GatewayServer(BaseApplication):
             return create_app(self.settings)
         # Standalone: gateway, consumer and runner share one in-process bus and one store.
         from runner.service import Runner
-
         from snakedeck.bus import open_bus
         from snakedeck.consumer import Consumer
         from snakedeck.store import open_store
