@@ -160,8 +160,9 @@ def test_a_failing_run_shows_the_failed_job_and_its_log(gateway, browser):
     # The alert re-renders with every live update; a DOM click does not race with that.
     d.execute_script("arguments[0].click();", d.find_element(By.CSS_SELECTOR, failed))
     wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".job-log-content"), 20)
-    detail = d.find_element(By.ID, "job-detail").text
-    assert "configured to fail" in detail
+    # The drawer fills in while it opens: wait for the log text rather than read it once.
+    wait_for(d, lambda d: "configured to fail" in text_of(d, "#job-detail"), 20)
+    detail = text_of(d, "#job-detail")
     assert "samples/s2.txt" in detail  # outputs
     assert "sleep" in d.find_element(By.ID, "job-shell").text  # the shell command
     # The table finds it too: filter by state.
