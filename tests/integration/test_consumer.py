@@ -74,29 +74,6 @@ class Updates:
 
 
 @pytest.fixture
-def settings(settings_factory, store_backend: str) -> Settings:
-    return settings_factory(backend=store_backend, bus="amqp")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = open_store(settings)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def bus(settings: Settings) -> Iterator[Bus]:
-    b = open_bus(settings)
-    b.declare()
-    yield b
-    b.close()
-    cleanup = open_bus(settings)
-    cleanup.delete_topology()  # type: ignore[attr-defined]
-    cleanup.close()
-
-
-@pytest.fixture
 def consumer(settings: Settings, store: Store, bus: Bus) -> Iterator[Consumer]:
     c = Consumer(settings, store, bus, batch_size=50)
     c.start()

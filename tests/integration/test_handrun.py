@@ -10,17 +10,16 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner.forwarder import replay
-from snakedeck.bus import Bus, open_bus
 from snakedeck.consumer import Consumer
 from snakedeck.settings import Settings
-from snakedeck.store import JobFilter, Store, open_store
+from snakedeck.store import JobFilter, Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,37 +35,6 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condit
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-@pytest.fixture
-def settings(settings_factory, store_backend: str) -> Settings:
-    return settings_factory(backend=store_backend, bus="amqp")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = open_store(settings)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def bus(settings: Settings) -> Iterator[Bus]:
-    b = open_bus(settings)
-    b.declare()
-    yield b
-    b.close()
-    cleanup = open_bus(settings)
-    cleanup.delete_topology()  # type: ignore[attr-defined]
-    cleanup.close()
-
-
-@pytest.fixture
-def consumer(settings: Settings, store: Store, bus: Bus) -> Iterator[Consumer]:
-    c = Consumer(settings, store, open_bus(settings))
-    c.start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from snakedeck import envelope, messages, projection
 from snakedeck.bus import Bus, Outgoing, open_bus
 from snakedeck.consumer import Consumer
 from snakedeck.settings import Settings
-from snakedeck.store import JobFilter, Store, open_store
+from snakedeck.store import JobFilter, Store
 from snakedeck.workflows import WorkflowRegistry
 from tests.support.tcp_proxy import TcpProxy
 
@@ -48,32 +48,6 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condit
 @pytest.fixture
 def settings(settings_factory, store_backend: str) -> Settings:
     return settings_factory(backend=store_backend, bus="amqp", cores=2, cancel_grace=5.0)
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    s = open_store(settings)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def bus(settings: Settings) -> Iterator[Bus]:
-    b = open_bus(settings)
-    b.declare()
-    yield b
-    b.close()
-    cleanup = open_bus(settings)
-    cleanup.delete_topology()  # type: ignore[attr-defined]
-    cleanup.close()
-
-
-@pytest.fixture
-def consumer(settings: Settings, store: Store, bus: Bus) -> Iterator[Consumer]:
-    c = Consumer(settings, store, open_bus(settings))
-    c.start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture
