@@ -100,7 +100,7 @@ def shell(ctx: Ctx) -> Any:
                 [
                     dmc.Tooltip(
                         dmc.Badge(
-                            "offline", id="conn-badge", color="gray", variant="dot", size="lg"
+                            "idle", id="conn-badge", color="gray", variant="dot", size="lg"
                         ),
                         label="Live connection to the server",
                     ),

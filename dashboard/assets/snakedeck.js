@@ -224,7 +224,7 @@
       if (!feed || (tokenRequired && !S.token)) {
         // No feed on this page, or the server wants a token we do not have: connecting would
         // only fail (and litter the console); the badge says why instead.
-        var badge = feed ? { children: "needs token", color: "red" } : { children: "offline", color: "gray" };
+        var badge = feed ? { children: "needs token", color: "red" } : { children: "idle", color: "gray" };
         S.feed = null;
         setTimeout(function () { setProps("conn-badge", badge); }, 0);
         return "";
@@ -244,7 +244,7 @@
         return ["live", "teal"];
       }
       if (ready === 0) return ["connecting", "blue"];
-      if (!S.feed) return ["offline", "gray"];
+      if (!S.feed) return ["idle", "gray"];
       // Closed: come back by ourselves, asking only for what we missed.
       S.attempts += 1;
       var delay = Math.min(500 * Math.pow(2, S.attempts - 1), 15000);

@@ -181,7 +181,7 @@ def test_token_required_writes_use_the_stored_token(token_gateway, browser):
     fill(d, "sleep", "0")
     d.find_element(By.ID, "launch-submit").click()
     wait_for(d, lambda d: "requires an API token" in text_of(d, "#launch-error"), 10)
-    assert text_of(d, "#conn-badge").lower() in ("offline", "needs token")
+    assert text_of(d, "#conn-badge").lower() in ("idle", "needs token")
 
     d.find_element(By.ID, "token-open").click()
     wait_for(d, lambda d: d.find_elements(By.ID, "token-input"), 10)
