@@ -287,10 +287,22 @@ COMMANDS = {
 }
 
 
+SERVER_COMMANDS = frozenset({"standalone", "gateway", "runner", "consumer"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in SERVER_COMMANDS:
+        # No HTTP client import here: gevent must patch ssl before anything imports it.
+        try:
+            return run_server(args)
+        except SettingsError as exc:
+            print(f"snakedeck {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return 130
     from snakedeck.client import ClientError, GatewayUnreachable
 
-    args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except (UsageError, SettingsError) as exc:

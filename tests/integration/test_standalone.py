@@ -105,3 +105,16 @@ def test_standalone_prints_where_to_find_it(standalone) -> None:
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=20)[0]
     assert f"{url}/dashboard/" in out and f"{url}/api/v1" in out
+
+
+def test_server_start_imports_no_ssl_before_gevent_patches_it() -> None:
+    """gunicorn's gevent worker patches ssl; an earlier import (e.g. via requests) breaks it."""
+    probe = (
+        "import sys, snakedeck.cli as c, snakedeck.processes as p\n"
+        "p.main = lambda role, settings: print('ssl' in sys.modules) or 0\n"
+        "sys.exit(c.main(['standalone']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
