@@ -99,9 +99,7 @@ def shell(ctx: Ctx) -> Any:
             dmc.Group(
                 [
                     dmc.Tooltip(
-                        dmc.Badge(
-                            "idle", id="conn-badge", color="gray", variant="dot", size="lg"
-                        ),
+                        dmc.Badge("idle", id="conn-badge", color="gray", variant="dot", size="lg"),
                         label="Live connection to the server",
                     ),
                     dmc.Button(
