@@ -14,16 +14,7 @@ from snakedeck.bus.amqp import AmqpBus
 from snakedeck.bus.local import LocalBus
 from snakedeck.settings import Settings
 from tests.support.tcp_proxy import TcpProxy
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll until ``pred`` holds; the timeout only bounds a hung test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
+from tests.support.waiting import wait_for
 
 
 def ready(sub: Subscription) -> Subscription:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,16 +20,7 @@ from snakedeck.settings import Settings
 from snakedeck.store import JobFilter, Store, open_store
 from snakedeck.store.mongo import MongoStore
 from tests.support.events import synthetic_run
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll until ``pred`` holds; the timeout only bounds a hung test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
+from tests.support.waiting import wait_for
 
 
 def outgoing(events: Sequence[Envelope]) -> list[Outgoing]:

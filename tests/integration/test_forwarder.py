@@ -18,18 +18,9 @@ from snakedeck.bus.amqp import AmqpBus
 from snakedeck.bus.local import LocalBus
 from snakedeck.settings import Settings
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 RUN_ID = "run-fwd-1"
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
-    """Poll until ``pred`` holds; the timeout only bounds a hung test."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 @pytest.fixture

@@ -27,21 +27,10 @@ from snakedeck.settings import Settings
 from snakedeck.store import JobFilter, Store
 from snakedeck.workflows import WorkflowRegistry
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
-
-
-def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll until ``pred`` is truthy; the timeout only bounds a hung test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # -- fixtures -----------------------------------------------------------------------------------

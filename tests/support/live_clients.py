@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,16 @@ from typing import Any
 import requests
 
 from snakedeck.settings import Settings
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 120.0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll ``predicate`` until truthy; fail (not time) the test if it never becomes so."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting{': ' + what if what else ''}")
-        time.sleep(0.05)
+    """:func:`wait_for` with a longer default: a gateway process and a real run stand behind
+    each condition here."""
+    return wait_for(predicate, timeout, what or "condition")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
