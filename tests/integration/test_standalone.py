@@ -6,6 +6,7 @@ bus, SQLite), the second must show the run to the end and exit 0 only when it is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,6 +29,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"standalone exited early:\n{proc.stdout.read()}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or still loading the app
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"standalone did not become ready within {timeout:.0f} s")
+
+
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess.Popen]]:
     port = free_port()
@@ -42,26 +63,20 @@ def standalone(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # so the gunicorn worker can be killed with its master
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"standalone exited early:\n{proc.stdout.read()}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:  # not listening yet, or still loading the app
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("standalone did not become ready within 60 s")
+    try:
+        wait_ready(proc, url)
+    except BaseException:
+        kill_group(proc)  # never leave a server behind a failed setup
+        raise
     yield url, env, proc
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        kill_group(proc)
 
 
 def test_submit_demo_follow_completes_and_exits_0(standalone, tmp_path: Path) -> None:
