@@ -231,18 +231,12 @@ class _AmqpSubscription(Subscription):
         handler: Handler,
         *,
         kind: str,
-        batch_size: int,
-        max_wait: float,
-        prefetch: int,
-        auto_ack: bool,
+        options: ConsumeOptions,
     ) -> None:
         self._bus = bus
         self._handler = handler
         self._kind = kind
-        self._batch_size = batch_size
-        self._max_wait = max_wait
-        self._prefetch = prefetch
-        self._auto_ack = auto_ack
+        self._options = options
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._conn: pika.BlockingConnection | None = None
@@ -292,8 +286,8 @@ class _AmqpSubscription(Subscription):
         ch = self._conn.channel()
         self._channel = ch
         queue = self._bus._declare_on(ch, self._kind)
-        ch.basic_qos(prefetch_count=self._prefetch)
-        ch.basic_consume(queue, self._on_message, auto_ack=self._auto_ack)
+        ch.basic_qos(prefetch_count=self._options.prefetch or 0)  # 0: no limit
+        ch.basic_consume(queue, self._on_message, auto_ack=self._options.auto_ack)
         self.connected = True
         self._ready.set()
 
@@ -308,7 +302,7 @@ class _AmqpSubscription(Subscription):
         self, _ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
     ) -> None:
         self._buffer.append((method, props, body))
-        if not self._auto_ack:
+        if not self._options.auto_ack:
             self._outstanding[method.delivery_tag] = None
 
     def _consume(self) -> None:
@@ -323,14 +317,14 @@ class _AmqpSubscription(Subscription):
             if first_at is None:
                 first_at = time.monotonic()
             if (
-                len(self._buffer) < self._batch_size
-                and time.monotonic() - first_at < self._max_wait
+                len(self._buffer) < self._options.batch_size
+                and time.monotonic() - first_at < self._options.max_wait
             ):
                 continue
             first_at = None
             while self._buffer and not self._stop.is_set():
-                chunk = self._buffer[: self._batch_size]
-                del self._buffer[: self._batch_size]
+                chunk = self._buffer[: self._options.batch_size]
+                del self._buffer[: self._options.batch_size]
                 self._dispatch(chunk)
                 self._flush_acks()
 
@@ -346,7 +340,7 @@ class _AmqpSubscription(Subscription):
             self._stop.wait(1.0)
 
     def _delivery(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> Delivery:
-        if self._auto_ack:
+        if self._options.auto_ack:
             settle: Callable[[str], None] = _noop
         else:
             tag, gen = method.delivery_tag, self._generation
@@ -625,10 +619,7 @@ class AmqpBus(Bus):
             self,
             handler,
             kind=kind,
-            batch_size=options.batch_size,
-            max_wait=options.max_wait,
-            prefetch=options.prefetch or 0,  # basic_qos: 0 means no limit
-            auto_ack=options.auto_ack,
+            options=options,
         )
         with self._lock:
             self._subs.append(sub)

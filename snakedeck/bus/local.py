@@ -77,19 +77,13 @@ class _LocalSubscription(Subscription):
         queue: _Queue,
         handler: Handler,
         *,
-        batch_size: int,
-        max_wait: float,
-        prefetch: int | None,
-        auto_ack: bool,
+        options: ConsumeOptions,
         on_stop: Any = None,
     ) -> None:
         self._broker = broker
         self._queue = queue
         self._handler = handler
-        self._batch_size = batch_size
-        self._max_wait = max_wait
-        self._prefetch = prefetch
-        self._auto_ack = auto_ack
+        self._options = options
         self._on_stop = on_stop
         self._unsettled: dict[int, _Message] = {}
         self._next_id = 0
@@ -100,9 +94,9 @@ class _LocalSubscription(Subscription):
         self._thread.start()
 
     def _room(self) -> int:
-        room = self._batch_size
-        if self._prefetch is not None:
-            room = min(room, self._prefetch - len(self._unsettled))
+        room = self._options.batch_size
+        if self._options.prefetch is not None:
+            room = min(room, self._options.prefetch - len(self._unsettled))
         return room
 
     def _take(self) -> list[Delivery] | None:
@@ -114,8 +108,8 @@ class _LocalSubscription(Subscription):
                 cond.wait(0.5)
             if self._stopped:
                 return None
-            if self._max_wait > 0 and len(q.ready) < self._room():
-                deadline = time.monotonic() + self._max_wait
+            if self._options.max_wait > 0 and len(q.ready) < self._room():
+                deadline = time.monotonic() + self._options.max_wait
                 while not self._stopped and len(q.ready) < self._room():
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -130,7 +124,7 @@ class _LocalSubscription(Subscription):
             return batch
 
     def _delivery(self, msg: _Message) -> Delivery:
-        if self._auto_ack:
+        if self._options.auto_ack:
             return Delivery(msg.body, msg.routing_key, msg.message_id, msg.redelivered, _noop)
         self._next_id += 1
         tag = self._next_id
@@ -166,7 +160,7 @@ class _LocalSubscription(Subscription):
                 return
             if not batch:
                 continue
-            for part in [[d] for d in batch] if self._batch_size == 1 else [batch]:
+            for part in [[d] for d in batch] if self._options.batch_size == 1 else [batch]:
                 try:
                     self._handler(part)
                 except Exception:  # a handler bug must not kill the consumer
@@ -280,10 +274,7 @@ class LocalBus(Bus):
             self._broker,
             queue,
             handler,
-            batch_size=options.batch_size,
-            max_wait=options.max_wait,
-            prefetch=options.prefetch,
-            auto_ack=options.auto_ack,
+            options=options,
             on_stop=on_stop,
         )
         self._subs.append(sub)
