@@ -12,7 +12,9 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
+
+from snakedeck import json_limits
 
 VERSION: Final = 1
 
@@ -35,19 +37,43 @@ SNAKEMAKE_TYPES: Final = frozenset(
         "debug_dag",
     }
 )
-RUNNER_TYPES: Final = frozenset({"run_state"})
-EVENT_TYPES: Final = SNAKEMAKE_TYPES | RUNNER_TYPES
+RUNNER_TYPES: Final = frozenset({"run_state", "job_failure", "job_resources", "run_resources"})
+"""What the runner itself writes into a run's spool: the run's lifecycle (``run_state``), why a
+job failed as Snakemake's output tells it (``job_failure``: jobid, exit_code, signal, message,
+text), what a job used (``job_resources``: jobid, cpu_seconds, peak_rss_bytes, wall_seconds),
+and samples of the whole run's CPU and memory (``run_resources``: t, cpu_percent, rss_bytes)."""
+CLUSTER_TYPES: Final = frozenset({"job_cluster"})
+"""A job's cluster job (``job_cluster``: jobid, cluster_job_id, scheduler, partition, node,
+cluster_state, cluster_reason; see :mod:`snakedeck.cluster`), written by the logger plugin from
+the executor's submission line and by the runner from the scheduler's own answers."""
+EVENT_TYPES: Final = SNAKEMAKE_TYPES | RUNNER_TYPES | CLUSTER_TYPES
 SOURCES: Final = frozenset({"snakemake", "runner"})
 LEVELS: Final = frozenset({"debug", "info", "warning", "error", "critical"})
 
 MAX_RUN_ID_LEN: Final = 64
+MAX_ENVELOPE_BYTES: Final = 8 * 1024 * 1024
+"""A rule graph or run_info of a very large workflow stays far below this."""
+MAX_SEQ: Final = 2**53
+"""Seqs must survive a round trip through JavaScript clients."""
+ENVELOPE_LIMITS: Final = json_limits.Limits(max_depth=32, max_string=MAX_ENVELOPE_BYTES)
 
 
 class EnvelopeError(ValueError):
     """A message is not a valid v1 envelope; the text names the offending field."""
 
 
-Envelope = dict[str, Any]
+class Envelope(TypedDict):
+    """One event, everywhere alike (``seq`` is ``None`` only in the spool, before forwarding)."""
+
+    v: int
+    run_id: str
+    seq: int | None
+    type: str
+    ts: str
+    source: str
+    level: str
+    msg: str
+    data: dict[str, Any]
 
 
 def now_iso() -> str:
@@ -92,9 +118,13 @@ def run_state(
     exit_code: int | None = None,
     signal: int | None = None,
     reason: str = "",
+    attempt: int | None = None,
 ) -> Envelope:
-    """A ``run_state`` event: the runner's (or a hand-run plugin's) word on the run's lifecycle."""
+    """A ``run_state`` event: the runner's (or a hand-run plugin's) word on the run's lifecycle,
+    for its ``attempt`` (1 when not given: the first; a resume runs the next one)."""
     data: dict[str, Any] = {"state": state}
+    if attempt is not None:
+        data["attempt"] = attempt
     if exit_code is not None:
         data["exit_code"] = exit_code
     if signal is not None:
@@ -103,6 +133,15 @@ def run_state(
         data["reason"] = reason
     level = "error" if state in ("EXECUTOR_ERROR", "SYSTEM_ERROR") else "info"
     return make(run_id, "run_state", data=data, msg=reason or state, level=level, source="runner")
+
+
+def runner_event(
+    run_id: str, type_: str, data: Mapping[str, Any], *, msg: str = "", level: str = "info"
+) -> Envelope:
+    """An event of the runner's own (one of :data:`RUNNER_TYPES` other than ``run_state``)."""
+    if type_ not in RUNNER_TYPES | CLUSTER_TYPES:
+        raise ValueError(f"{type_!r} is not a runner event type")
+    return make(run_id, type_, data=data, msg=msg, level=level, source="runner")
 
 
 def routing_key(event: Mapping[str, Any]) -> str:
@@ -118,11 +157,18 @@ def dumps(event: Mapping[str, Any]) -> str:
 
 
 def loads(raw: bytes | str, *, require_seq: bool = True) -> Envelope:
-    """Parse and validate one envelope, raising :class:`EnvelopeError` naming what is wrong."""
+    """Parse and validate one envelope, raising :class:`EnvelopeError` naming what is wrong.
+
+    Whatever the input (deep nesting, huge numbers, megabytes of data, invalid Unicode), the
+    only exception is :class:`EnvelopeError`: a poison message is refused, never a crash."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise EnvelopeError(f"larger than {MAX_ENVELOPE_BYTES} bytes ({len(raw)})")
     try:
-        event = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from None
+        event = json_limits.parse(raw, ENVELOPE_LIMITS)
+    except json_limits.JsonLimitError as exc:
+        raise EnvelopeError(str(exc)) from None
+    except ValueError as exc:
+        raise EnvelopeError(str(exc)) from None
     validate(event, require_seq=require_seq)
     return event
 
@@ -136,14 +182,20 @@ def validate(event: object, *, require_seq: bool = True) -> None:
     if not isinstance(run_id, str) or not is_valid_run_id(run_id):
         raise EnvelopeError(f"run_id {run_id!r} is not a valid run id")
     seq = event.get("seq")
-    if require_seq and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
-        raise EnvelopeError(f"seq must be a positive integer, got {seq!r}")
+    if require_seq and (
+        not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= MAX_SEQ
+    ):
+        raise EnvelopeError(f"seq must be a positive integer up to 2^53, got {seq!r}")
     if event.get("type") not in EVENT_TYPES:
         raise EnvelopeError(f"unknown event type {event.get('type')!r}")
     if not isinstance(event.get("ts"), str):
         raise EnvelopeError("ts must be an ISO 8601 string")
     if event.get("source") not in SOURCES:
         raise EnvelopeError(f"unknown source {event.get('source')!r}")
+    if event.get("level") not in LEVELS:
+        raise EnvelopeError(f"unknown level {event.get('level')!r}")
+    if not isinstance(event.get("msg"), str):
+        raise EnvelopeError("msg must be a string")
     if not isinstance(event.get("data"), dict):
         raise EnvelopeError("data must be a JSON object")
 

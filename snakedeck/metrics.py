@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge
 
 if TYPE_CHECKING:
-    from snakedeck.store.base import Store
+    from snakedeck.store import Store
 
 EVENTS_PERSISTED = Counter(
     "snakedeck_events_persisted",
@@ -19,7 +19,8 @@ EVENTS_PERSISTED = Counter(
 )
 DEAD_LETTERED = Counter(
     "snakedeck_dead_lettered",
-    "Messages the consumer could not use and sent to the dead-letter queue.",
+    "Messages no part of snakedeck could use, filed in the dead-letter queue, by source queue.",
+    ["queue"],
 )
 CONSUMER_BATCHES = Counter(
     "snakedeck_consumer_batches",
@@ -33,10 +34,24 @@ CONSUMER_LAG = Gauge(
     "snakedeck_consumer_lag",
     "Events waiting in the persist queue, as last measured by the consumer.",
 )
+NOTIFICATION_ATTEMPTS = Counter(
+    "snakedeck_notification_attempts",
+    "Attempts to deliver a notification to a target, by format and outcome "
+    "(delivered, failed: retried later, gave_up).",
+    ["format", "outcome"],
+)
+RUNS_LOST = Counter(
+    "snakedeck_runs_lost",
+    "Runs the reaper declared SYSTEM_ERROR because their runner stopped renewing its claim.",
+)
 RUNS_BY_STATE = Gauge(
     "snakedeck_runs_by_state",
     "Runs in the store, by WES state.",
     ["state"],
+)
+LIVE_EVENTS_RECEIVED = Counter(
+    "snakedeck_live_events_received",
+    "Persisted events this gateway heard of on the updates fanout (and pushed to subscribers).",
 )
 WEBSOCKET_CLIENTS = Gauge(
     "snakedeck_websocket_clients",

@@ -30,9 +30,10 @@ from typing import Any
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from runner.rundir import cancel_marker_path
-from runner.spool import SpoolWriter
-from snakedeck import envelope
+from snakedeck import cluster, envelope
+from snakedeck.rundir import cancel_marker_path
+from snakedeck.spool import SpoolWriter
+from snakedeck.states import RunState, path_to
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
 HAND_RUN_SPOOL_DIR = Path(".snakemake") / "snakedeck"
@@ -46,8 +47,10 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("x", logging.INFO, "x", 0, "", None,
 _LEVELS = {"warn": "warning", "fatal": "critical"}
 _FAILURE_EVENTS = frozenset({"job_error", "group_error", "error"})
 _JOB_FAILURE_EVENTS = frozenset({"job_error", "group_error"})
-# Snakemake logs this when SIGINT/SIGTERM stops it (its KeyboardInterrupt handler).
-_CANCEL_MARKER = "on user request"
+# What Snakemake logs when it is asked to stop: SIGINT ("Terminating processes on user
+# request", "Cancelling snakemake on user request") and SIGTERM ("Will exit after finishing
+# currently running jobs").
+_CANCEL_MARKERS = ("on user request", "Will exit after finishing currently running jobs")
 
 
 @dataclass
@@ -218,18 +221,21 @@ class LogHandler(LogHandlerBase):
         self._drain_timeout = (
             s.drain_timeout if s and s.drain_timeout is not None else DEFAULT_DRAIN_TIMEOUT
         )
-        event = envelope.run_state(run_id, "RUNNING")
-        event["data"]["workflow"] = (s.workflow if s else None) or guess_workflow_name()
-        event["data"]["hand_run"] = True
-        self._writer.append(event)
+        # The run's registration: the first event of a hand-run creates its run in the store.
+        self._state = RunState.QUEUED
+        self._move(
+            RunState.INITIALIZING,
+            workflow=(s.workflow if s else None) or guess_workflow_name(),
+            hand_run=True,
+        )
         _say(f"recording run {run_id} in {self.spool_path}")
         if amqp_url:
             self._start_forwarding(amqp_url, env)
 
     def _start_forwarding(self, amqp_url: str, env: Any) -> None:
         try:
-            from runner.forwarder import Forwarder
             from snakedeck.bus import open_bus
+            from snakedeck.forwarder import Forwarder
             from snakedeck.settings import Settings
 
             base = env if env is not None else Settings()
@@ -252,16 +258,41 @@ class LogHandler(LogHandlerBase):
             event = record_to_envelope(self.run_id, record)
             if event["type"] in _JOB_FAILURE_EVENTS and self._cancelling():
                 _as_cancelled(event)
-            if event["type"] == "workflow_started":
-                self._started = True
-            elif event["type"] in _FAILURE_EVENTS:
+            if event["type"] in _FAILURE_EVENTS:
                 self._failed = True
                 self._failure_msg = self._failure_msg or event["msg"][:500]
-            elif _CANCEL_MARKER in event["msg"]:
+            elif any(marker in event["msg"] for marker in _CANCEL_MARKERS):
                 self._interrupted = True
             writer.append(event)
+            submitted = cluster.parse_submission(event["msg"]) if event["type"] == "log" else None
+            if submitted is not None:  # the executor plugin's "Job 3 … SLURM jobid 17"
+                writer.append(
+                    envelope.make(
+                        self.run_id,
+                        "job_cluster",
+                        data=submitted,
+                        msg=event["msg"],
+                        source="snakemake",
+                        ts=event["ts"],
+                    )
+                )
+            if event["type"] == "workflow_started" and self.hand_run:
+                self._started = True
+                self._move(RunState.RUNNING)
         except Exception:  # noqa: BLE001 - logging must never break the workflow
             self.handleError(record)
+
+    def _move(self, new: RunState, **data: Any) -> None:
+        """Record the hand-run's lifecycle through the legal steps to ``new`` (a hand-run only
+        learns where it ended up; :func:`snakedeck.states.path_to` fills in the way there)."""
+        assert self._writer is not None
+        for step in path_to(self._state, new):
+            reason = str(data.get("reason") or "") if step == new else ""
+            event = envelope.run_state(self.run_id, step.value, reason=reason)
+            if step == new:
+                event["data"].update({k: v for k, v in data.items() if k != "reason"})
+            self._writer.append(event)
+            self._state = step
 
     def _cancelling(self) -> bool:
         """Whether the runner has asked this run to stop (it touches the marker before it
@@ -283,20 +314,18 @@ class LogHandler(LogHandlerBase):
         if writer is None:
             return
         if self.hand_run:
-            if self._interrupted:
-                state = envelope.run_state(self.run_id, "CANCELED", reason="interrupted")
-            elif self._failed:
-                # Failing before the workflow started (e.g. a broken Snakefile) is the same
-                # SYSTEM_ERROR the runner reports for a run that could not start.
-                state = envelope.run_state(
-                    self.run_id,
-                    "EXECUTOR_ERROR" if self._started else "SYSTEM_ERROR",
-                    reason=self._failure_msg or "Snakemake failed",
-                )
-            else:
-                state = envelope.run_state(self.run_id, "COMPLETE")
             try:
-                writer.append(state)
+                if self._interrupted:
+                    self._move(RunState.CANCELED, reason="interrupted")
+                elif self._failed:
+                    # Failing before the workflow started (e.g. a broken Snakefile) is the same
+                    # SYSTEM_ERROR the runner reports for a run that could not start.
+                    self._move(
+                        RunState.EXECUTOR_ERROR if self._started else RunState.SYSTEM_ERROR,
+                        reason=self._failure_msg or "Snakemake failed",
+                    )
+                else:
+                    self._move(RunState.COMPLETE)
             except OSError as exc:
                 _say(f"cannot write the final run state to {self.spool_path}: {exc}")
         writer.close()

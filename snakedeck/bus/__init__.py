@@ -27,7 +27,7 @@ def open_bus(settings: Settings) -> Bus:
     if settings.amqp_url:
         from snakedeck.bus.amqp import AmqpBus
 
-        return AmqpBus(settings.amqp_url, settings.namespace)
+        return AmqpBus(settings.amqp_url, settings.namespace, queue_type=settings.queue_type)
     from snakedeck.bus.local import LocalBus
 
     return LocalBus(settings.namespace)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -27,16 +28,25 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from snakedeck.backoff import Backoff
 from snakedeck.bus.base import (
+    DEAD_AT_HEADER,
+    NOTIFY_BINDINGS,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    ROUTING_KEY_HEADER,
     Bus,
     BusError,
     ConsumeOptions,
+    DeadLetter,
     Delivery,
     Handler,
     Outgoing,
     QueueKind,
+    Settlement,
     Subscription,
 )
+from snakedeck.envelope import now_iso
 
 log = logging.getLogger(__name__)
 # pika logs every lost socket at ERROR; without this, Python's last-resort handler would print
@@ -45,6 +55,9 @@ logging.getLogger("pika").addHandler(logging.NullHandler())
 
 JSON = "application/json"
 PERSISTENT = 2
+RUNNER_QUEUE_EXPIRES_MS = 14 * 24 * 3600 * 1000
+"""A runner's own queue goes after two weeks without a consumer (a runner retired for good);
+a command sent later declares it again and waits there."""
 
 
 def redact(url: str) -> str:
@@ -61,6 +74,33 @@ def redact(url: str) -> str:
 
 def _props(message_id: str | None = None) -> BasicProperties:
     return BasicProperties(delivery_mode=PERSISTENT, content_type=JSON, message_id=message_id)
+
+
+def _dead_letter(props: BasicProperties, body: bytes) -> DeadLetter:
+    headers = dict(props.headers or {})
+    reason = headers.get(REASON_HEADER)
+    if reason is None:  # dead-lettered by the broker itself (x-death), not by snakedeck
+        deaths = headers.get("x-death") or [{}]
+        first = deaths[0] if isinstance(deaths, list) and deaths else {}
+        reason = f"dead-lettered by RabbitMQ ({first.get('reason', 'unknown reason')})"
+        queue_name = str(first.get("queue", "")).rsplit(".", 1)[-1]
+        keys = first.get("routing-keys") or [""]
+        routing_key = str(keys[0])
+    else:
+        queue_name = str(headers.get(QUEUE_HEADER, ""))
+        routing_key = str(headers.get(ROUTING_KEY_HEADER, ""))
+    return DeadLetter(
+        body=body,
+        reason=_text(reason),
+        queue=_text(queue_name),
+        routing_key=_text(routing_key),
+        message_id=props.message_id,
+        dead_at=_text(headers.get(DEAD_AT_HEADER, "")),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class _Batch:
@@ -223,19 +263,28 @@ class _ConfirmPublisher:
 
 
 class _AmqpSubscription(Subscription):
-    """A consumer thread with its own connection; reconnects with back-off until stopped."""
+    """A consumer with its own connection, on two threads.
+
+    The **I/O thread** owns the connection: it reads deliveries, answers heartbeats, sends
+    acknowledgements, and reconnects with back-off when the broker goes away (or deletes the
+    queue). The **handler thread** runs the handler on one batch at a time. However long a
+    handler takes (a slow store), the I/O thread keeps the connection alive; the handler's
+    settlements reach the I/O thread through ``add_callback_threadsafe``.
+    """
 
     def __init__(
         self,
         bus: AmqpBus,
         handler: Handler,
         *,
-        kind: str,
+        kind: QueueKind,
         options: ConsumeOptions,
+        queue_name: str = "",
     ) -> None:
         self._bus = bus
         self._handler = handler
         self._kind = kind
+        self._queue = queue_name
         self._options = options
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -245,35 +294,53 @@ class _AmqpSubscription(Subscription):
         self._buffer: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
         self._outstanding: OrderedDict[int, None] = OrderedDict()
         self._acked: set[int] = set()
+        self._pending_acks: list[tuple[int, int]] = []
+        """Acks the handler gave, ``(generation, tag)``, waiting for the I/O thread: one
+        callback hands over a whole batch's (a callback per ack cost a wake-up each)."""
+        self._pending_lock = threading.Lock()
+        self._cancelled = False
         self.connected = False
-        self._thread = threading.Thread(target=self._loop, name=f"amqp:{kind}", daemon=True)
-        self._thread.start()
+        self._work: queue.Queue[list[Delivery] | None] = queue.Queue(maxsize=1)
+        self._busy = threading.Event()
+        """Set while the handler thread holds a batch (the I/O thread hands over the next one
+        only when it is clear)."""
+        self._io = threading.Thread(target=self._loop, name=f"amqp:{kind}", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work_loop, name=f"amqp:{kind}:handler", daemon=True
+        )
+        self._worker.start()
+        self._io.start()
 
     def wait_ready(self, timeout: float) -> bool:
-        """True once the consumer is registered (tests use it to avoid racing publishes)."""
         return self._ready.wait(timeout)
 
-    # -- consumer thread ------------------------------------------------------------------------
+    @property
+    def healthy(self) -> bool:
+        return self.connected and not self._stop.is_set()
+
+    @property
+    def connections(self) -> int:
+        return self._generation
+
+    # -- I/O thread -----------------------------------------------------------------------------
     def _loop(self) -> None:
-        backoff = 0.2
+        backoff = Backoff()
         while not self._stop.is_set():
             try:
                 self._connect()
-                backoff = 0.2
+                backoff.reset()
                 self._consume()
             except Exception as exc:  # noqa: BLE001 - any broker trouble: reconnect with back-off
                 if self._stop.is_set():
                     break
                 log.warning(
-                    "%s consumer lost RabbitMQ at %s (%s: %s); retrying in %.1fs",
+                    "%s consumer lost RabbitMQ at %s (%s: %s); reconnecting",
                     self._kind,
                     self._bus.where,
                     type(exc).__name__,
                     exc,
-                    backoff,
                 )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.wait(self._stop)
             finally:
                 self._disconnect()
 
@@ -282,14 +349,23 @@ class _AmqpSubscription(Subscription):
         self._buffer = []
         self._outstanding.clear()
         self._acked.clear()
+        with self._pending_lock:
+            self._pending_acks.clear()  # of the previous channel: the broker requeued them
+        self._cancelled = False
         self._conn = self._bus._connect()
         ch = self._conn.channel()
         self._channel = ch
-        queue = self._bus._declare_on(ch, self._kind)
+        ch.confirm_delivery()  # dead-lettering publishes a copy: confirmed before the ack
+        queue_name = self._bus._declare_on(ch, self._kind, self._queue)
         ch.basic_qos(prefetch_count=self._options.prefetch or 0)  # 0: no limit
-        ch.basic_consume(queue, self._on_message, auto_ack=self._options.auto_ack)
+        ch.add_on_cancel_callback(self._on_cancel)
+        ch.basic_consume(queue_name, self._on_message, auto_ack=self._options.auto_ack)
         self.connected = True
         self._ready.set()
+
+    def _on_cancel(self, _frame: Any) -> None:
+        """The broker cancelled the consumer (its queue was deleted): reconnect, re-declare."""
+        self._cancelled = True
 
     def _disconnect(self) -> None:
         self.connected = False
@@ -309,51 +385,46 @@ class _AmqpSubscription(Subscription):
         assert self._conn is not None
         first_at: float | None = None
         while not self._stop.is_set():
-            self._conn.process_data_events(time_limit=0.05 if self._buffer else 0.2)
+            self._conn.process_data_events(time_limit=0.02 if self._buffer else 0.2)
             self._flush_acks()
+            if self._cancelled:
+                raise BusError(f"the broker cancelled the {self._kind} consumer (queue deleted?)")
             if not self._buffer:
                 first_at = None
                 continue
             if first_at is None:
                 first_at = time.monotonic()
-            if (
-                len(self._buffer) < self._options.batch_size
-                and time.monotonic() - first_at < self._options.max_wait
-            ):
+            full = len(self._buffer) >= self._options.batch_size
+            if not full and time.monotonic() - first_at < self._options.max_wait:
                 continue
-            first_at = None
-            while self._buffer and not self._stop.is_set():
-                chunk = self._buffer[: self._options.batch_size]
-                del self._buffer[: self._options.batch_size]
-                self._dispatch(chunk)
-                self._flush_acks()
-
-    def _dispatch(self, chunk: list[tuple[Basic.Deliver, BasicProperties, bytes]]) -> None:
-        deliveries = [self._delivery(m, p, b) for m, p, b in chunk]
-        try:
-            self._handler(deliveries)
-        except Exception:  # a handler bug must not kill the consumer
-            log.exception("%s handler failed; requeueing its unsettled deliveries", self._kind)
-            for d in deliveries:
-                with contextlib.suppress(BusError):
-                    d.requeue()
-            self._stop.wait(1.0)
+            if self._busy.is_set():
+                continue  # the handler still has the previous batch; keep the connection alive
+            chunk = self._buffer[: self._options.batch_size]
+            del self._buffer[: self._options.batch_size]
+            first_at = None if not self._buffer else time.monotonic()
+            self._busy.set()
+            self._work.put([self._delivery(m, p, b) for m, p, b in chunk])
 
     def _delivery(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> Delivery:
-        if self._options.auto_ack:
-            settle: Callable[[str], None] = _noop
-        else:
-            tag, gen = method.delivery_tag, self._generation
-            settled = threading.Lock()
+        tag, gen = method.delivery_tag, self._generation
+        settled = threading.Lock()
+        headers = {"routing_key": method.routing_key, "message_id": props.message_id}
 
-            def settle(kind: str) -> None:
-                if kind not in ("ack", "requeue", "dead"):
-                    raise BusError(f"unknown settlement {kind!r}")
-                if not settled.acquire(blocking=False):
-                    raise BusError(
-                        "delivery was already settled (ack, requeue or dead_letter once)"
-                    )
-                self._settle(gen, tag, kind)
+        def settle(kind: Settlement, reason: str) -> None:
+            if kind not in ("ack", "requeue", "dead"):
+                raise BusError(f"unknown settlement {kind!r}")
+            if self._options.auto_ack:
+                if kind == "dead":
+                    self._on_io(lambda: self._file_dead(body, headers, reason, None, gen))
+                return
+            if not settled.acquire(blocking=False):
+                raise BusError("delivery was already settled (ack, requeue or dead_letter once)")
+            if kind == "dead":
+                self._on_io(lambda: self._file_dead(body, headers, reason, tag, gen))
+            elif kind == "ack":
+                self._queue_ack(gen, tag)
+            else:
+                self._on_io(lambda: self._settle_here(gen, tag, kind))
 
         return Delivery(
             body=body,
@@ -363,17 +434,33 @@ class _AmqpSubscription(Subscription):
             _settle=settle,
         )
 
-    def _settle(self, gen: int, tag: int, kind: str) -> None:
-        if threading.current_thread() is self._thread:
-            self._settle_here(gen, tag, kind)
+    def _on_io(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the I/O thread (now, if this is it)."""
+        if threading.current_thread() is self._io:
+            fn()
             return
         conn = self._conn
         if conn is None:
             return  # the channel is gone; the broker redelivers the message
         try:
-            conn.add_callback_threadsafe(lambda: self._settle_here(gen, tag, kind))
+            conn.add_callback_threadsafe(fn)
         except Exception:  # noqa: BLE001 - closed meanwhile: the broker redelivers the message
             log.debug("settle after the %s connection closed", self._kind)
+
+    def _queue_ack(self, gen: int, tag: int) -> None:
+        """Hand an ack to the I/O thread; only the first of a run of acks wakes it."""
+        with self._pending_lock:
+            self._pending_acks.append((gen, tag))
+            wake = len(self._pending_acks) == 1
+        if wake:
+            self._on_io(self._take_pending_acks)
+
+    def _take_pending_acks(self) -> None:
+        """On the I/O thread: record every ack handed over so far (sent by _flush_acks)."""
+        with self._pending_lock:
+            pending, self._pending_acks = self._pending_acks, []
+        for gen, tag in pending:
+            self._settle_here(gen, tag, "ack")
 
     def _settle_here(self, gen: int, tag: int, kind: str) -> None:
         ch = self._channel
@@ -383,7 +470,33 @@ class _AmqpSubscription(Subscription):
             self._acked.add(tag)  # sent in _flush_acks, coalesced with multiple=True
             return
         del self._outstanding[tag]
-        ch.basic_nack(tag, multiple=False, requeue=(kind == "requeue"))
+        ch.basic_nack(tag, multiple=False, requeue=True)
+
+    def _file_dead(
+        self, body: bytes, headers: dict[str, Any], reason: str, tag: int | None, gen: int
+    ) -> None:
+        """Publish a copy with the reason to the dead-letter queue, then drop the original."""
+        ch = self._channel
+        if gen != self._generation or ch is None:
+            return
+        if tag is not None and tag not in self._outstanding:
+            return
+        t = self._bus.topology
+        props = BasicProperties(
+            delivery_mode=PERSISTENT,
+            content_type=JSON,
+            message_id=headers.get("message_id"),
+            headers={
+                REASON_HEADER: reason,
+                QUEUE_HEADER: self._kind,
+                ROUTING_KEY_HEADER: headers.get("routing_key") or "",
+                DEAD_AT_HEADER: now_iso(),
+            },
+        )
+        ch.basic_publish(t.dlx, t.dead, body, props)
+        if tag is not None:
+            del self._outstanding[tag]
+            ch.basic_ack(tag, multiple=False)
 
     def _flush_acks(self) -> None:
         """Ack the longest fully-acked prefix with one ``multiple=True`` frame, the rest singly."""
@@ -405,14 +518,42 @@ class _AmqpSubscription(Subscription):
             ch.basic_ack(tag, multiple=False)
         self._acked.clear()
 
+    # -- handler thread -------------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._work.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if batch is None:
+                return
+            parts = [[d] for d in batch] if self._options.batch_size == 1 else [batch]
+            try:
+                for part in parts:
+                    self._run_handler(part)
+            finally:
+                self._busy.clear()
+
+    def _run_handler(self, deliveries: list[Delivery]) -> None:
+        try:
+            self._handler(deliveries)
+        except Exception:  # a handler bug must not kill the consumer
+            log.exception("%s handler failed; requeueing its unsettled deliveries", self._kind)
+            for d in deliveries:
+                with contextlib.suppress(BusError):
+                    d.requeue()
+            self._stop.wait(1.0)
+
     def stop(self) -> None:
         self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(10)
+        if threading.current_thread() not in (self._io, self._worker):
+            self._io.join(10)
+            self._worker.join(10)
 
 
-def _noop(kind: str) -> None:
-    """Fanout subscriptions are auto-acknowledged; settling them is a no-op."""
+QUEUE_TYPES = ("classic", "quorum")
+"""Kinds of the ``runs`` and ``persist`` queues (``SNAKEDECK_QUEUE_TYPE``): classic for a
+single broker node, quorum (Raft-replicated) for a RabbitMQ cluster."""
 
 
 class AmqpBus(Bus):
@@ -427,8 +568,12 @@ class AmqpBus(Bus):
         blocked_connection_timeout: float = 30.0,
         connect_timeout: float = 5.0,
         confirm_timeout: float = 30.0,
+        queue_type: str = "classic",
     ) -> None:
         super().__init__(namespace)
+        if queue_type not in QUEUE_TYPES:
+            raise BusError(f"queue type {queue_type!r}: use one of {', '.join(QUEUE_TYPES)}")
+        self.queue_type = queue_type
         self.url = url
         self.where = redact(url)
         try:
@@ -450,6 +595,8 @@ class AmqpBus(Bus):
         self._ch: BlockingChannel | None = None
         self._publisher: _ConfirmPublisher | None = None
         self._declared = False
+        self._runner_queues: set[str] = set()
+        """Runner queues this bus declared (a test's teardown deletes them with the rest)."""
         self._subs: list[_AmqpSubscription] = []
         self._closed = False
 
@@ -477,7 +624,12 @@ class AmqpBus(Bus):
         ch = conn.channel()
         ch.confirm_delivery()
         self._conn, self._ch = conn, ch
-        self._ensure_declared(ch)
+        try:
+            self._ensure_declared(ch)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            # e.g. a queue declared before with another type (SNAKEDECK_QUEUE_TYPE changed)
+            self._drop_channel()
+            raise BusError(f"declaring topology: RabbitMQ at {self.where} said {exc}") from exc
         return ch
 
     def _drop_channel(self) -> None:
@@ -512,20 +664,39 @@ class AmqpBus(Bus):
         raise AssertionError("unreachable")
 
     # -- topology -------------------------------------------------------------------------------
-    def _declare_on(self, ch: BlockingChannel, kind: str = "all") -> str:
+    def _declare_on(self, ch: BlockingChannel, kind: str = "all", queue: str = "") -> str:
         """Declare what ``kind`` needs on ``ch``; return the queue name to consume, if any."""
         t = self.topology
         dl = {"x-dead-letter-exchange": t.dlx, "x-dead-letter-routing-key": t.dead}
+        # The queues whose messages are the system's state in flight (submit commands, events
+        # on their way to the store or the notifier): replicated across a cluster's nodes if
+        # asked.
+        work = {**dl, "x-queue-type": "quorum"} if self.queue_type == "quorum" else dl
+        if kind == "runner":
+            ch.exchange_declare(t.dlx, "direct", durable=True)
+            ch.queue_declare(t.dead, durable=True)
+            ch.queue_bind(t.dead, t.dlx, routing_key=t.dead)
+            ch.queue_declare(
+                queue, durable=True, arguments={**dl, "x-expires": RUNNER_QUEUE_EXPIRES_MS}
+            )
+            self._runner_queues.add(queue)
+            return queue
         if kind in ("all", "persist"):
             ch.exchange_declare(t.events, "topic", durable=True)
-            ch.queue_declare(t.persist, durable=True, arguments=dl)
+            ch.queue_declare(t.persist, durable=True, arguments=work)
             ch.queue_bind(t.persist, t.events, routing_key="run.#")
+        if kind in ("all", "notify"):
+            ch.exchange_declare(t.events, "topic", durable=True)
+            quorum = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+            ch.queue_declare(t.notify, durable=True, arguments=quorum or None)
+            for key in NOTIFY_BINDINGS:
+                ch.queue_bind(t.notify, t.events, routing_key=key)
         if kind in ("all", "persist", "runs"):
             ch.exchange_declare(t.dlx, "direct", durable=True)
             ch.queue_declare(t.dead, durable=True)
             ch.queue_bind(t.dead, t.dlx, routing_key=t.dead)
         if kind in ("all", "runs"):
-            ch.queue_declare(t.runs, durable=True, arguments=dl)
+            ch.queue_declare(t.runs, durable=True, arguments=work)
         if kind in ("all", "updates"):
             ch.exchange_declare(t.updates, "fanout", durable=True)
         if kind in ("all", "control"):
@@ -535,7 +706,7 @@ class AmqpBus(Bus):
             q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
             ch.queue_bind(q, exchange)
             return q
-        return {"persist": t.persist, "runs": t.runs}.get(kind, "")
+        return {"persist": t.persist, "notify": t.notify, "runs": t.runs}.get(kind, "")
 
     def _ensure_declared(self, ch: BlockingChannel) -> None:
         if not self._declared:
@@ -547,11 +718,10 @@ class AmqpBus(Bus):
         self._with_channel("declaring topology", self._ensure_declared)
 
     def delete_topology(self) -> None:
-        """Delete this namespace's exchanges and queues (tests' teardown; loses messages)."""
         t = self.topology
 
         def delete(ch: BlockingChannel) -> None:
-            for q in (t.persist, t.runs, t.dead):
+            for q in (t.persist, t.notify, t.runs, t.dead, *sorted(self._runner_queues)):
                 ch.queue_delete(q)
             for x in (t.events, t.updates, t.control, t.dlx):
                 ch.exchange_delete(x)
@@ -609,34 +779,39 @@ class AmqpBus(Bus):
     def send_control(self, command: dict[str, Any]) -> None:
         self._publish_one("sending a control command", self.topology.control, "", command)
 
+    def send_to_runner(self, runner_id: str, command: dict[str, Any]) -> None:
+        name = self.topology.runner(runner_id)
+        raw = Outgoing(name, command).encode()
+
+        def send(ch: BlockingChannel) -> None:
+            self._declare_on(ch, "runner", name)  # so the command waits for an absent runner
+            ch.basic_publish("", name, raw, _props(), mandatory=True)
+
+        self._with_channel(f"sending a command to runner {runner_id}", send)
+
     # -- consuming ------------------------------------------------------------------------------
     def _subscribe(
-        self, kind: QueueKind, handler: Handler, options: ConsumeOptions
-    ) -> _AmqpSubscription:
+        self, kind: QueueKind, handler: Handler, options: ConsumeOptions, *, queue: str = ""
+    ) -> Subscription:
         if self._closed:
             raise BusError(f"bus for RabbitMQ at {self.where} is closed")
-        sub = _AmqpSubscription(
-            self,
-            handler,
-            kind=kind,
-            options=options,
-        )
+        sub = _AmqpSubscription(self, handler, kind=kind, options=options, queue_name=queue)
         with self._lock:
             self._subs.append(sub)
         return sub
 
     # -- inspection -----------------------------------------------------------------------------
-    def dead_letters(self, limit: int = 100) -> list[bytes]:
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         dead = self.topology.dead
 
-        def peek(ch: BlockingChannel) -> list[bytes]:
-            bodies: list[bytes] = []
+        def peek(ch: BlockingChannel) -> list[DeadLetter]:
+            letters: list[DeadLetter] = []
             last_tag = None
-            while len(bodies) < limit:
-                method, _, body = ch.basic_get(dead, auto_ack=False)
+            while len(letters) < limit:
+                method, props, body = ch.basic_get(dead, auto_ack=False)
                 if method is None:
                     break
-                bodies.append(body)
+                letters.append(_dead_letter(props, body))
                 last_tag = method.delivery_tag
             if last_tag is not None:
                 ch.basic_nack(last_tag, multiple=True, requeue=True)
@@ -645,16 +820,57 @@ class AmqpBus(Bus):
                 deadline = time.monotonic() + 2.0
                 while time.monotonic() < deadline:
                     ready = ch.queue_declare(dead, passive=True).method.message_count
-                    if ready >= len(bodies):
+                    if ready >= len(letters):
                         break
                     time.sleep(0.005)
-            return bodies
+            return letters
 
         return self._with_channel("reading dead letters", peek)
 
+    def replay_dead_letters(self, limit: int | None = None) -> int:
+        t = self.topology
+
+        def replay(ch: BlockingChannel) -> int:
+            # Only the letters there when asked: a replayed message that fails again is filed
+            # again behind them while we read, and must wait for the next replay, not loop.
+            present = ch.queue_declare(t.dead, passive=True).method.message_count
+            moved = 0
+            skipped: list[int] = []
+            for _ in range(present):
+                if limit is not None and moved >= limit:
+                    break
+                method, props, body = ch.basic_get(t.dead, auto_ack=False)
+                if method is None:
+                    break
+                letter = _dead_letter(props, body)
+                target = {
+                    "persist": (t.events, letter.routing_key),
+                    "runs": ("", t.runs),
+                    "runner": ("", letter.routing_key),
+                }.get(letter.queue)
+                if target is None:  # a fanout's best-effort message: nowhere to send it back
+                    skipped.append(method.delivery_tag)
+                    continue
+                ch.basic_publish(target[0], target[1], body, _props(letter.message_id))
+                ch.basic_ack(method.delivery_tag)
+                moved += 1
+            for tag in skipped:
+                ch.basic_nack(tag, requeue=True)
+            return moved
+
+        return self._with_channel("replaying dead letters", replay)
+
+    def purge_dead_letters(self) -> int:
+        dead = self.topology.dead
+        return self._with_channel(
+            "purging dead letters", lambda ch: ch.queue_purge(dead).method.message_count
+        )
+
     def queue_depth(self, queue: str) -> int:
         t = self.topology
-        name = {"persist": t.persist, "runs": t.runs, "dead": t.dead}.get(queue, queue)
+        name = {"persist": t.persist, "notify": t.notify, "runs": t.runs, "dead": t.dead}.get(
+            queue, queue
+        )
 
         def depth(ch: BlockingChannel) -> int:
             return ch.queue_declare(name, passive=True).method.message_count

@@ -18,15 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from snakedeck.bus.base import (
+    NOTIFY_BINDINGS,
     Bus,
     BusError,
     ConsumeOptions,
+    DeadLetter,
     Delivery,
     Handler,
     Outgoing,
     QueueKind,
+    Settlement,
     Subscription,
 )
+from snakedeck.envelope import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +41,23 @@ class _Message:
     routing_key: str
     message_id: str | None
     redelivered: bool = False
+    dead: DeadLetter | None = None
+    """Set once the message is in the dead-letter queue: why, and where from."""
 
 
 class _Queue:
-    def __init__(self, name: str, dead: _Queue | None = None) -> None:
+    def __init__(self, name: str, kind: str, dead: _Queue | None = None) -> None:
         self.name = name
+        self.kind = kind
         self.ready: deque[_Message] = deque()
         self.dead = dead
-        """Where ``dead_letter`` sends a message; ``None`` drops it (exclusive fanout queues)."""
+        """Where ``dead_letter`` files a message."""
+
+    def file_dead(self, msg: _Message, reason: str) -> None:
+        if self.dead is None:
+            return
+        letter = DeadLetter(msg.body, reason, self.kind, msg.routing_key, msg.message_id, now_iso())
+        self.dead.ready.append(_Message(msg.body, msg.routing_key, msg.message_id, dead=letter))
 
 
 class _Broker:
@@ -53,17 +66,26 @@ class _Broker:
     def __init__(self, bus: Bus) -> None:
         t = bus.topology
         self.cond = threading.Condition()
-        self.dead = _Queue(t.dead)
-        self.persist = _Queue(t.persist, self.dead)
-        self.runs = _Queue(t.runs, self.dead)
+        self.dead = _Queue(t.dead, "dead")
+        self.persist = _Queue(t.persist, "persist", self.dead)
+        self.notify = _Queue(t.notify, "notify", self.dead)
+        self.runs = _Queue(t.runs, "runs", self.dead)
         self.updates: set[_Queue] = set()
         self.control: set[_Queue] = set()
+        self.runners: dict[str, _Queue] = {}
+
+    def runner(self, name: str) -> _Queue:
+        """A runner's own queue (made on first use, kept while the process lives)."""
+        queue = self.runners.get(name)
+        if queue is None:
+            queue = self.runners[name] = _Queue(name, "runner", self.dead)
+        return queue
 
     def queue(self, name: str) -> _Queue | None:
-        for q in (self.persist, self.runs, self.dead):
+        for q in (self.persist, self.notify, self.runs, self.dead):
             if name in (q.name, q.name.rsplit(".", 1)[-1]):
                 return q
-        return None
+        return self.runners.get(name)
 
 
 _REGISTRY: dict[str, _Broker] = {}
@@ -92,6 +114,17 @@ class _LocalSubscription(Subscription):
             target=self._loop, name=f"localbus:{queue.name}", daemon=True
         )
         self._thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return True  # registered on creation
+
+    @property
+    def healthy(self) -> bool:
+        return not self._stopped and self._thread.is_alive()
+
+    @property
+    def connections(self) -> int:
+        return 1
 
     def _room(self) -> int:
         room = self._options.batch_size
@@ -125,7 +158,13 @@ class _LocalSubscription(Subscription):
 
     def _delivery(self, msg: _Message) -> Delivery:
         if self._options.auto_ack:
-            return Delivery(msg.body, msg.routing_key, msg.message_id, msg.redelivered, _noop)
+
+            def settle_auto(kind: Settlement, reason: str, msg: _Message = msg) -> None:
+                if kind == "dead":
+                    with self._broker.cond:
+                        self._queue.file_dead(msg, reason)
+
+            return Delivery(msg.body, msg.routing_key, msg.message_id, msg.redelivered, settle_auto)
         self._next_id += 1
         tag = self._next_id
         self._unsettled[tag] = msg
@@ -134,10 +173,10 @@ class _LocalSubscription(Subscription):
             msg.routing_key,
             msg.message_id,
             msg.redelivered,
-            lambda kind, tag=tag: self._settle(tag, kind),
+            lambda kind, reason, tag=tag: self._settle(tag, kind, reason),
         )
 
-    def _settle(self, tag: int, kind: str) -> None:
+    def _settle(self, tag: int, kind: Settlement, reason: str) -> None:
         with self._broker.cond:
             msg = self._unsettled.pop(tag, None)
             if msg is None:
@@ -147,9 +186,9 @@ class _LocalSubscription(Subscription):
             if kind == "requeue":
                 msg.redelivered = True
                 self._queue.ready.appendleft(msg)
-            elif kind == "dead" and self._queue.dead is not None:
-                self._queue.dead.ready.append(msg)
-            elif kind not in ("ack", "dead"):
+            elif kind == "dead":
+                self._queue.file_dead(msg, reason)
+            elif kind != "ack":
                 raise BusError(f"unknown settlement {kind!r}")
             self._broker.cond.notify_all()
 
@@ -192,8 +231,12 @@ def _requeue_unsettled(deliveries: list[Delivery]) -> None:
             d.requeue()
 
 
-def _noop(kind: str) -> None:
-    """Fanout subscriptions are auto-acknowledged; settling them is a no-op."""
+def _notifies(routing_key: str) -> bool:
+    """Whether the notify queue's bindings (``run.*.<type>``) take this routing key."""
+    parts = routing_key.split(".")
+    return len(parts) == 3 and any(
+        [parts[0], parts[2]] == [key.split(".")[0], key.split(".")[2]] for key in NOTIFY_BINDINGS
+    )
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -220,15 +263,17 @@ class LocalBus(Bus):
     def declare(self) -> None:
         self._check()
 
-    def publish_events(self, messages: Iterable[Outgoing]) -> None:
+    def publish_events(self, messages: Iterable[Outgoing], *, timeout: float | None = None) -> None:
         self._check()
-        encoded = [
-            _Message(m.encode(), m.routing_key, m.message_id)
-            for m in messages
-            if m.routing_key.startswith("run.")  # the persist queue's binding is run.#
-        ]
+        every = [_Message(m.encode(), m.routing_key, m.message_id) for m in messages]
+        # the persist queue's binding is run.#
+        encoded = [m for m in every if m.routing_key.startswith("run.")]
+        notified = [m for m in every if _notifies(m.routing_key)]
         with self._broker.cond:
             self._broker.persist.ready.extend(encoded)
+            self._broker.notify.ready.extend(
+                _Message(m.body, m.routing_key, m.message_id) for m in notified
+            )
             self._broker.cond.notify_all()
 
     def _fanout(self, queues: set[_Queue], body: dict[str, Any]) -> None:
@@ -251,28 +296,41 @@ class LocalBus(Bus):
     def send_control(self, command: dict[str, Any]) -> None:
         self._fanout(self._broker.control, command)
 
+    def send_to_runner(self, runner_id: str, command: dict[str, Any]) -> None:
+        self._check()
+        name = self.topology.runner(runner_id)
+        with self._broker.cond:
+            self._broker.runner(name).ready.append(_Message(_encode(command), name, None))
+            self._broker.cond.notify_all()
+
     def _subscribe(
-        self, kind: QueueKind, handler: Handler, options: ConsumeOptions
+        self, kind: QueueKind, handler: Handler, options: ConsumeOptions, *, queue: str = ""
     ) -> Subscription:
         self._check()
         on_stop = None
         if kind == "persist":
-            queue = self._broker.persist
+            target = self._broker.persist
+        elif kind == "notify":
+            target = self._broker.notify
         elif kind == "runs":
-            queue = self._broker.runs
+            target = self._broker.runs
+        elif kind == "runner":
+            with self._broker.cond:
+                target = self._broker.runner(queue)
         else:  # a fanout: this subscriber's own queue, bound while it runs
             group = self._broker.control if kind == "control" else self._broker.updates
-            queue = _Queue(self.topology.control if kind == "control" else self.topology.updates)
+            name = self.topology.control if kind == "control" else self.topology.updates
+            own = target = _Queue(name, kind, self._broker.dead)
             with self._broker.cond:
-                group.add(queue)
+                group.add(own)
 
             def on_stop() -> None:
                 with self._broker.cond:
-                    group.discard(queue)
+                    group.discard(own)
 
         sub = _LocalSubscription(
             self._broker,
-            queue,
+            target,
             handler,
             options=options,
             on_stop=on_stop,
@@ -280,10 +338,37 @@ class LocalBus(Bus):
         self._subs.append(sub)
         return sub
 
-    def dead_letters(self, limit: int = 100) -> list[bytes]:
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         self._check()
         with self._broker.cond:
-            return [m.body for m in list(self._broker.dead.ready)[:limit]]
+            return [m.dead for m in list(self._broker.dead.ready)[:limit] if m.dead is not None]
+
+    def replay_dead_letters(self, limit: int | None = None) -> int:
+        self._check()
+        targets = {"persist": self._broker.persist, "runs": self._broker.runs}
+        with self._broker.cond:
+            moved = 0
+            kept: deque[_Message] = deque()
+            while self._broker.dead.ready:
+                msg = self._broker.dead.ready.popleft()
+                target = targets.get(msg.dead.queue if msg.dead else "")
+                if msg.dead is not None and msg.dead.queue == "runner":
+                    target = self._broker.runner(msg.routing_key)
+                if target is None or (limit is not None and moved >= limit):
+                    kept.append(msg)
+                    continue
+                target.ready.append(_Message(msg.body, msg.routing_key, msg.message_id))
+                moved += 1
+            self._broker.dead.ready = kept
+            self._broker.cond.notify_all()
+            return moved
+
+    def purge_dead_letters(self) -> int:
+        self._check()
+        with self._broker.cond:
+            n = len(self._broker.dead.ready)
+            self._broker.dead.ready.clear()
+            return n
 
     def queue_depth(self, queue: str) -> int:
         self._check()

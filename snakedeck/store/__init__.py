@@ -1,23 +1,28 @@
 """The store: MongoDB when ``SNAKEDECK_MONGO_URI`` is set, else SQLite under the data dir.
 
-``open_store(settings)`` is the one way every process gets its store, schema ensured.
+``open_store(settings)`` is the one way every process gets its store, schema ensured. The names
+the rest of snakedeck uses are imported from here.
 """
 
 from __future__ import annotations
 
+from snakedeck.paging import BadPageToken, Page
 from snakedeck.settings import Settings
-from snakedeck.store.base import (
-    JOB_SORTS,
-    BadPageToken,
+from snakedeck.store.artefacts import LogGap, LogSlice, LogStreamInfo
+from snakedeck.store.audit import AuditFilter
+from snakedeck.store.base import Store
+from snakedeck.store.blobs import BlobInfo
+from snakedeck.store.errors import (
+    BlobNotFound,
+    BlobTooLarge,
     ConcurrentUpdate,
-    JobFilter,
-    Page,
-    PersistResult,
+    FileExists,
     RunExists,
-    RunFilter,
-    Store,
     StoreError,
+    TokenExists,
 )
+from snakedeck.store.files import FileFilter
+from snakedeck.store.runs import JOB_SORTS, JobFilter, PersistResult, RunFilter
 
 
 def open_store(settings: Settings) -> Store:
@@ -31,6 +36,7 @@ def open_store(settings: Settings) -> Store:
         from snakedeck.store.sqlite import SqliteStore
 
         store = SqliteStore(settings.sqlite_path)
+    store.log_cap = settings.log_stream_cap
     try:
         store.ensure_schema()
     except BaseException:
@@ -41,14 +47,24 @@ def open_store(settings: Settings) -> Store:
 
 __all__ = [
     "JOB_SORTS",
+    "AuditFilter",
     "BadPageToken",
+    "BlobInfo",
+    "BlobNotFound",
+    "BlobTooLarge",
     "ConcurrentUpdate",
+    "FileExists",
+    "FileFilter",
     "JobFilter",
+    "LogGap",
+    "LogSlice",
+    "LogStreamInfo",
     "Page",
     "PersistResult",
     "RunExists",
     "RunFilter",
     "Store",
     "StoreError",
+    "TokenExists",
     "open_store",
 ]

@@ -1,48 +1,41 @@
-"""The production store: MongoDB through pymongo.
-
-Collections ``runs`` (``_id`` = run_id), ``jobs`` (``_id`` = ``run_id:jobid``) and ``events``
-(``_id`` = ``run_id:seq``), so idempotent writes are plain ``_id`` upserts and duplicate-key
-skips. Values every API query filters or sorts on live in an ``_ix`` sub-document (see the index
-helpers in :mod:`snakedeck.store.base`); ``_id`` and ``_ix`` never leave this module.
-"""
+"""Runs, jobs and events in MongoDB: the production backend of
+:class:`~snakedeck.store.runs.RunStore`."""
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import urlparse
 
+from snakedeck.documents import JobDoc, RunDoc
 from snakedeck.envelope import Envelope
+from snakedeck.paging import KeyOrder
 from snakedeck.projection import job_key
 from snakedeck.states import OPEN_JOB_STATES
-from snakedeck.store.base import (
-    ConcurrentUpdate,
-    Doc,
+from snakedeck.store.errors import ConcurrentUpdate
+from snakedeck.store.mongo.connection import DUPLICATE_KEY, MongoConnection, mongo_errors
+from snakedeck.store.runs import (
+    RUN_ORDER,
     JobFilter,
-    JobOrder,
-    Page,
     RunFilter,
-    Store,
-    StoreError,
-    check_page_size,
-    decode_run_token,
+    RunStore,
     job_duration_key,
     job_search_text,
     job_started_key,
     run_search_text,
     run_sort_key,
     run_tag_terms,
-    run_token,
 )
 
-DUPLICATE_KEY = 11000
+Doc = dict[str, Any]
+
 HIDDEN = {"_id": 0, "_ix": 0}
 HIDDEN_JOB = {"_id": 0, "_ix": 0, "_rev": 0}
 
-# Logical sort fields (see JobOrder) → where they live in a job document.
-JOB_FIELDS = {
+# Logical sort keys (see snakedeck.paging.KeyOrder) → where they live in a document.
+FIELDS = {
+    "sort_key": "_ix.sort",
+    "run_id": "run_id",
     "jobid_num": "jobid_num",
     "jobid": "jobid",
     "duration_key": "_ix.duration",
@@ -50,33 +43,11 @@ JOB_FIELDS = {
 }
 
 
-def _host_of(uri: str) -> str:
-    """The host part of a MongoDB URI, without credentials, for error messages."""
-    try:
-        netloc = urlparse(uri).netloc
-    except ValueError:
-        return "<unparsable MongoDB URI>"
-    return netloc.rsplit("@", 1)[-1] or uri
-
-
-def _mongo_errors[**P, R](method: Callable[P, R]) -> Callable[P, R]:
-    """Turn driver errors into :class:`StoreError` naming the server, as the API reports it."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from pymongo.errors import PyMongoError
-
-        try:
-            return method(*args, **kwargs)
-        except PyMongoError as exc:
-            store = args[0]
-            raise StoreError(f"MongoDB at {store.host}: {exc}") from exc  # type: ignore[attr-defined]
-
-    return wrapper
-
-
-def _keyset(keys: Sequence[tuple[str, bool]], values: Sequence[Any]) -> dict[str, Any]:
-    """A filter selecting documents strictly after ``values`` in the order ``keys``."""
+def _after(order: KeyOrder, values: Sequence[Any] | None) -> dict[str, Any] | None:
+    """A filter selecting documents strictly after ``values`` in ``order`` (none: all)."""
+    if values is None:
+        return None
+    keys = [(FIELDS[name], desc) for name, desc in order.pairs]
     ors: list[dict[str, Any]] = []
     for i, (field, desc) in enumerate(keys):
         term: dict[str, Any] = {f: values[j] for j, (f, _) in enumerate(keys[:i])}
@@ -85,113 +56,105 @@ def _keyset(keys: Sequence[tuple[str, bool]], values: Sequence[Any]) -> dict[str
     return {"$or": ors}
 
 
-def _sort(keys: Sequence[tuple[str, bool]]) -> list[tuple[str, int]]:
-    return [(f, -1 if desc else 1) for f, desc in keys]
+def _sort(order: KeyOrder) -> list[tuple[str, int]]:
+    return [(FIELDS[name], -1 if desc else 1) for name, desc in order.pairs]
+
+
+def _and(query: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    return query if extra is None else {"$and": [query, extra]}
 
 
 def _contains(text: str) -> dict[str, Any]:
     return {"$regex": re.escape(text.lower())}
 
 
-class MongoStore(Store):
-    """Runs, jobs and events in one MongoDB database."""
+class MongoRuns(MongoConnection, RunStore):
+    """Runs, jobs and events in three collections keyed so that replays are no-ops."""
 
     def __init__(self, uri: str, db_name: str = "snakedeck", *, timeout_ms: int = 5000) -> None:
-        from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
-
-        self.uri = uri
-        self.host = _host_of(uri)
-        try:
-            self._client: Any = MongoClient(
-                uri,
-                serverSelectionTimeoutMS=timeout_ms,
-                connectTimeoutMS=timeout_ms,
-                tz_aware=False,
-            )
-        except (PyMongoError, ValueError, TypeError) as exc:
-            raise StoreError(f"MongoDB URI for {self.host} is not usable: {exc}") from exc
-        self._db = self._client[db_name]
+        super().__init__(uri, db_name, timeout_ms=timeout_ms)
         self._runs = self._db["runs"]
         self._jobs = self._db["jobs"]
         self._events = self._db["events"]
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    @_mongo_errors
-    def ensure_schema(self) -> None:
+    def _create_schema(self) -> None:
         from pymongo import ASCENDING as UP
         from pymongo import DESCENDING as DOWN
 
+        super()._create_schema()
         self._runs.create_index([("_ix.sort", DOWN), ("run_id", DOWN)], name="newest")
         self._runs.create_index([("state", UP), ("_ix.sort", DOWN), ("run_id", DOWN)])
         self._runs.create_index([("workflow", UP), ("_ix.sort", DOWN), ("run_id", DOWN)])
+        self._runs.create_index([("user", UP), ("_ix.sort", DOWN), ("run_id", DOWN)])
         self._runs.create_index([("_ix.tags", UP)], name="tags")
+        self._runs.create_index([("workflow_bundle.files.sha256", UP)], name="bundle_blobs")
         self._jobs.create_index([("run_id", UP), ("jobid_num", UP)])
-        self._jobs.create_index([("run_id", UP), ("state", UP)])
-        self._jobs.create_index([("run_id", UP), ("rule", UP)])
+        # As the SQLite store's: a filter with the job table's order is one index walk, so a
+        # page of a 100,000-job run costs its own documents, not the run's.
+        tail = [("jobid_num", UP), ("jobid", UP)]
+        longest = [("_ix.duration", DOWN), *tail]
+        for old in ("run_id_1_state_1", "run_id_1_rule_1"):  # prefixes of the ones below
+            if old in self._jobs.index_information():
+                self._jobs.drop_index(old)
+        self._jobs.create_index([("run_id", UP), ("state", UP), *tail], name="state_num")
+        self._jobs.create_index([("run_id", UP), ("rule", UP), *tail], name="rule_num")
+        self._jobs.create_index([("run_id", UP), ("rule", UP), *longest], name="rule_longest")
+        self._jobs.create_index([("run_id", UP), ("state", UP), *longest], name="state_longest")
+        self._jobs.create_index(
+            [("run_id", UP), ("rule", UP), ("state", UP), *longest], name="rule_state_longest"
+        )
         self._jobs.create_index([("run_id", UP), ("_ix.duration", UP)], name="duration")
         self._jobs.create_index([("run_id", UP), ("_ix.started", UP)], name="started_at")
         self._events.create_index([("run_id", UP), ("seq", UP)])
 
-    @_mongo_errors
-    def ping(self) -> None:
-        self._client.admin.command("ping")
-
-    def close(self) -> None:
-        self._client.close()
-
     # -- runs -----------------------------------------------------------------------------------
-    @_mongo_errors
+    @mongo_errors
+    def _count_runs_with_blob(self, sha256: str) -> int:
+        query = {"workflow_bundle.files.sha256": sha256}
+        return int(self._runs.count_documents(query, limit=1))
+
+    @mongo_errors
     def get_run(self, run_id: str) -> Doc | None:
         return self._runs.find_one({"_id": run_id}, HIDDEN)
 
-    @_mongo_errors
-    def list_runs(
-        self, filters: RunFilter, *, page_size: int = 50, page_token: str | None = None
-    ) -> Page:
-        check_page_size(page_size)
+    @staticmethod
+    def _run_query(filters: RunFilter) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if filters.state:
             query["state"] = filters.state
         if filters.workflow:
             query["workflow"] = filters.workflow
+        if filters.user:
+            query["user"] = filters.user
         if filters.tag:
             query["_ix.tags"] = filters.tag.strip()
         if filters.q:
             query["_ix.text"] = _contains(filters.q)
-        keys = (("_ix.sort", True), ("run_id", True))
-        page_query = query
-        if page_token:
-            page_query = {"$and": [query, _keyset(keys, decode_run_token(page_token))]}
-        total = self._runs.count_documents(query)
-        docs = list(self._runs.find(page_query, HIDDEN).sort(_sort(keys)).limit(page_size + 1))
-        items = docs[:page_size]
-        token = run_token(items[-1]) if len(docs) > page_size else None
-        return Page(items, token, total)
+        return query
 
-    @_mongo_errors
+    @mongo_errors
+    def _fetch_runs(
+        self, filters: RunFilter, after: Sequence[Any] | None, limit: int
+    ) -> list[RunDoc]:
+        query = _and(self._run_query(filters), _after(RUN_ORDER, after))
+        return list(self._runs.find(query, HIDDEN).sort(_sort(RUN_ORDER)).limit(limit))
+
+    @mongo_errors
+    def _count_runs(self, filters: RunFilter) -> int:
+        return int(self._runs.count_documents(self._run_query(filters)))
+
+    @mongo_errors
     def count_runs_by_state(self) -> dict[str, int]:
         rows = self._runs.aggregate([{"$group": {"_id": "$state", "n": {"$sum": 1}}}])
         return {row["_id"]: int(row["n"]) for row in rows if row["_id"] is not None}
 
     # -- jobs and events ------------------------------------------------------------------------
-    @_mongo_errors
+    @mongo_errors
     def get_job(self, run_id: str, jobid: str) -> Doc | None:
         return self._jobs.find_one({"_id": job_key(run_id, jobid)}, HIDDEN_JOB)
 
-    @_mongo_errors
-    def list_jobs(
-        self,
-        run_id: str,
-        filters: JobFilter,
-        *,
-        sort: str = "jobid",
-        page_size: int = 100,
-        page_token: str | None = None,
-    ) -> Page:
-        check_page_size(page_size)
-        order = JobOrder.of(sort)
-        keys = tuple((JOB_FIELDS[name], desc) for name, desc in order.keys)
+    @staticmethod
+    def _job_query(run_id: str, filters: JobFilter) -> dict[str, Any]:
         query: dict[str, Any] = {"run_id": run_id}
         if filters.rule:
             query["rule"] = filters.rule
@@ -199,16 +162,25 @@ class MongoStore(Store):
             query["state"] = filters.state
         if filters.q:
             query["_ix.text"] = _contains(filters.q)
-        page_query = query
-        if page_token:
-            page_query = {"$and": [query, _keyset(keys, order.decode(page_token))]}
-        total = self._jobs.count_documents(query)
-        docs = list(self._jobs.find(page_query, HIDDEN_JOB).sort(_sort(keys)).limit(page_size + 1))
-        items = docs[:page_size]
-        token = order.token(items[-1]) if len(docs) > page_size else None
-        return Page(items, token, total)
+        return query
 
-    @_mongo_errors
+    @mongo_errors
+    def _fetch_jobs(
+        self,
+        run_id: str,
+        filters: JobFilter,
+        order: KeyOrder,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[JobDoc]:
+        query = _and(self._job_query(run_id, filters), _after(order, after))
+        return list(self._jobs.find(query, HIDDEN_JOB).sort(_sort(order)).limit(limit))
+
+    @mongo_errors
+    def _count_job_docs(self, run_id: str, filters: JobFilter) -> int:
+        return int(self._jobs.count_documents(self._job_query(run_id, filters)))
+
+    @mongo_errors
     def list_events(self, run_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Envelope]:
         if limit <= 0:
             return []
@@ -219,12 +191,12 @@ class MongoStore(Store):
         )
         return list(cursor)
 
-    @_mongo_errors
+    @mongo_errors
     def count_events(self) -> int:
         return int(self._events.count_documents({}))
 
     # -- projection primitives ------------------------------------------------------------------
-    @_mongo_errors
+    @mongo_errors
     def _insert_events(self, events: Sequence[Envelope]) -> None:
         from pymongo.errors import BulkWriteError
 
@@ -238,7 +210,16 @@ class MongoStore(Store):
             ):
                 raise
 
-    @_mongo_errors
+    @mongo_errors
+    def _existing_runs(self, run_ids: Iterable[str]) -> set[str]:
+        ids = list(run_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            found.update(d["_id"] for d in self._runs.find({"_id": {"$in": chunk}}, {"_id": 1}))
+        return found
+
+    @mongo_errors
     def _load_run_for_update(self, run_id: str) -> Doc | None:
         return self._runs.find_one({"_id": run_id}, HIDDEN)
 
@@ -254,7 +235,7 @@ class MongoStore(Store):
             },
         }
 
-    @_mongo_errors
+    @mongo_errors
     def _save_run(self, doc: Doc, expected_rev: int | None) -> None:
         from pymongo.errors import DuplicateKeyError
 
@@ -275,7 +256,7 @@ class MongoStore(Store):
                 )
         doc["_rev"] = new_rev
 
-    @_mongo_errors
+    @mongo_errors
     def _load_jobs(self, run_id: str, jobids: Iterable[str]) -> dict[str, Doc]:
         ids = [job_key(run_id, j) for j in jobids]
         found: dict[str, Doc] = {}
@@ -284,7 +265,7 @@ class MongoStore(Store):
                 found[str(doc["jobid"])] = doc
         return found
 
-    @_mongo_errors
+    @mongo_errors
     def _save_jobs(self, docs: Sequence[Doc]) -> None:
         from pymongo import InsertOne, ReplaceOne
         from pymongo.errors import BulkWriteError
@@ -325,12 +306,24 @@ class MongoStore(Store):
         for doc in docs:
             doc["_rev"] = 1 if doc.get("_rev") is None else int(doc["_rev"]) + 1
 
-    @_mongo_errors
+    @mongo_errors
     def _open_jobs(self, run_id: str) -> list[Doc]:
         states = sorted(s.value for s in OPEN_JOB_STATES)
         return list(self._jobs.find({"run_id": run_id, "state": {"$in": states}}, HIDDEN))
 
-    @_mongo_errors
+    @mongo_errors
+    def _done_durations(self, run_id: str) -> dict[str, tuple[int, float]]:
+        rows = self._jobs.aggregate(
+            [
+                {"$match": {"run_id": run_id, "state": "done", "_ix.duration": {"$gte": 0}}},
+                {"$group": {"_id": "$rule", "n": {"$sum": 1}, "s": {"$sum": "$_ix.duration"}}},
+            ]
+        )
+        return {
+            str(row["_id"]): (int(row["n"]), float(row["s"] or 0)) for row in rows if row["_id"]
+        }
+
+    @mongo_errors
     def _count_jobs(self, run_id: str) -> dict[str | None, dict[str, int]]:
         rows = self._jobs.aggregate(
             [

@@ -1,43 +1,33 @@
-"""The embedded store: one SQLite file, for standalone mode and single machines.
-
-Documents are JSON text; every field a query filters or sorts on is copied into an indexed
-column beside it (see the index helpers in :mod:`snakedeck.store.base`). One connection behind a
-lock serves every thread: the gateway's greenlets never yield inside SQLite calls, and a whole
-:meth:`SqliteStore.persist` batch runs as one transaction, which is what makes it fast.
-"""
+"""Runs, jobs and events in SQLite: the embedded backend of
+:class:`~snakedeck.store.runs.RunStore`."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from snakedeck.documents import JobDoc, RunDoc
 from snakedeck.envelope import Envelope
+from snakedeck.paging import KeyOrder
 from snakedeck.states import OPEN_JOB_STATES
-from snakedeck.store.base import (
-    ConcurrentUpdate,
-    Doc,
+from snakedeck.store.errors import ConcurrentUpdate
+from snakedeck.store.runs import (
+    RUN_ORDER,
     JobFilter,
-    JobOrder,
-    Page,
     PersistResult,
     RunFilter,
-    Store,
-    StoreError,
-    check_page_size,
-    decode_run_token,
+    RunStore,
     job_duration_key,
     job_search_text,
     job_started_key,
     run_search_text,
     run_sort_key,
     run_tag_terms,
-    run_token,
 )
+from snakedeck.store.sqlite.connection import SqliteConnection, dumps
+
+Doc = dict[str, Any]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -46,12 +36,14 @@ CREATE TABLE IF NOT EXISTS runs (
     sort_key TEXT NOT NULL,
     state    TEXT,
     workflow TEXT,
+    user     TEXT,
     search   TEXT NOT NULL,
     doc      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_newest ON runs (sort_key DESC, run_id DESC);
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state, sort_key DESC, run_id DESC);
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, sort_key DESC, run_id DESC);
+CREATE INDEX IF NOT EXISTS runs_user ON runs (user, sort_key DESC, run_id DESC);
 CREATE TABLE IF NOT EXISTS run_tags (
     term   TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -72,9 +64,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (run_id, jobid)
 );
 CREATE INDEX IF NOT EXISTS jobs_num ON jobs (run_id, jobid_num);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (run_id, state);
-CREATE INDEX IF NOT EXISTS jobs_rule ON jobs (run_id, rule);
+DROP INDEX IF EXISTS jobs_state;
+DROP INDEX IF EXISTS jobs_rule;
+CREATE INDEX IF NOT EXISTS jobs_state_num ON jobs (run_id, state, jobid_num, jobid);
+CREATE INDEX IF NOT EXISTS jobs_rule_num ON jobs (run_id, rule, jobid_num, jobid);
 CREATE INDEX IF NOT EXISTS jobs_duration ON jobs (run_id, duration_key);
+-- The job table's usual view of a big run: one rule (and state), longest first. Each filter
+-- with that order is one index walk, so a page costs its own rows, not the run's.
+CREATE INDEX IF NOT EXISTS jobs_rule_longest
+    ON jobs (run_id, rule, duration_key DESC, jobid_num, jobid);
+CREATE INDEX IF NOT EXISTS jobs_state_longest
+    ON jobs (run_id, state, duration_key DESC, jobid_num, jobid);
+CREATE INDEX IF NOT EXISTS jobs_rule_state_longest
+    ON jobs (run_id, rule, state, duration_key DESC, jobid_num, jobid);
 CREATE INDEX IF NOT EXISTS jobs_started ON jobs (run_id, started_key);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -85,127 +87,86 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-def _dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+ADDED_COLUMNS = (("runs", "user", "TEXT"),)
+"""Columns added since the first schema: ``(table, column, type)``, added where missing."""
 
 
-def _keyset(keys: Sequence[tuple[str, bool]], values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """``WHERE`` clause selecting rows strictly after ``values`` in the order ``keys``."""
+def _after(order: KeyOrder, values: Sequence[Any] | None) -> tuple[list[str], list[Any]]:
+    """The ``WHERE`` term selecting rows strictly after ``values`` in ``order`` (none: all).
+    Logical key names are the column names here."""
+    if values is None:
+        return [], []
+    keys = order.pairs
     ors: list[str] = []
     params: list[Any] = []
     for i, (column, desc) in enumerate(keys):
         terms = [f"{c} = ?" for c, _ in keys[:i]] + [f"{column} {'<' if desc else '>'} ?"]
         ors.append("(" + " AND ".join(terms) + ")")
         params += list(values[: i + 1])
-    return "(" + " OR ".join(ors) + ")", params
+    return ["(" + " OR ".join(ors) + ")"], params
 
 
-def _order_by(keys: Sequence[tuple[str, bool]]) -> str:
-    return ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in keys)
+def _order_by(order: KeyOrder) -> str:
+    return ", ".join(f"{c} {'DESC' if d else 'ASC'}" for c, d in order.pairs)
 
 
-class SqliteStore(Store):
-    """Runs, jobs and events in one SQLite file (WAL mode)."""
+class SqliteRuns(SqliteConnection, RunStore):
+    """Documents are JSON text beside indexed columns; a persist batch is one transaction."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        self._depth = 0
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
+    def _create_schema(self) -> None:
+        super()._create_schema()
+        self._add_columns(ADDED_COLUMNS)
+        self._db.executescript(SCHEMA)
 
-    # -- plumbing -------------------------------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (re-entrant: nested calls join the outer one)."""
-        with self._lock:
-            outer = self._depth == 0
-            try:
-                if outer:
-                    self._db.execute("BEGIN IMMEDIATE")
-                self._depth += 1
-                try:
-                    yield self._db
-                finally:
-                    self._depth -= 1
-                if outer:
-                    self._db.execute("COMMIT")
-            except BaseException as exc:
-                if outer and self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"SQLite store at {self.path}: {exc}") from exc
-                raise
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store at {self.path}: {exc}") from exc
-
-    # -- lifecycle ------------------------------------------------------------------------------
-    def ensure_schema(self) -> None:
-        with self._lock:
-            try:
-                self._db.executescript(SCHEMA)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot create schema in {self.path}: {exc}") from exc
-
-    def ping(self) -> None:
-        with self._read() as db:
-            db.execute("SELECT 1").fetchone()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def _tables(self) -> tuple[str, ...]:
+        return (*super()._tables(), "run_tags", "jobs", "events", "runs")
 
     # -- runs -----------------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Doc | None:
         return self._load_run_for_update(run_id)
 
-    def list_runs(
-        self, filters: RunFilter, *, page_size: int = 50, page_token: str | None = None
-    ) -> Page:
-        check_page_size(page_size)
+    @staticmethod
+    def _run_where(filters: RunFilter) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
-        if filters.state:
-            where.append("state = ?")
-            params.append(filters.state)
-        if filters.workflow:
-            where.append("workflow = ?")
-            params.append(filters.workflow)
+        for column, value in (
+            ("state", filters.state),
+            ("workflow", filters.workflow),
+            ("user", filters.user),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
         if filters.tag:
             where.append("run_id IN (SELECT run_id FROM run_tags WHERE term = ?)")
             params.append(filters.tag.strip())
         if filters.q:
             where.append("instr(search, ?) > 0")
             params.append(filters.q.lower())
-        keys = (("sort_key", True), ("run_id", True))
-        filter_sql = " AND ".join(where) or "1"
-        page_where, page_params = filter_sql, list(params)
-        if page_token:
-            clause, extra = _keyset(keys, decode_run_token(page_token))
-            page_where, page_params = f"{filter_sql} AND {clause}", params + extra
+        return where, params
+
+    def _fetch_runs(
+        self, filters: RunFilter, after: Sequence[Any] | None, limit: int
+    ) -> list[RunDoc]:
+        where, params = self._run_where(filters)
+        sql, extra = _after(RUN_ORDER, after)
+        rows = self._rows(
+            "SELECT doc, rev FROM runs", [*where, *sql], [*params, *extra], RUN_ORDER, limit
+        )
+        return [self._run_doc(doc, rev) for doc, rev in rows]  # type: ignore[misc]
+
+    def _count_runs(self, filters: RunFilter) -> int:
+        where, params = self._run_where(filters)
         with self._read() as db:
-            total = db.execute(f"SELECT count(*) FROM runs WHERE {filter_sql}", params).fetchone()
-            rows = db.execute(
-                f"SELECT doc, rev FROM runs WHERE {page_where} ORDER BY {_order_by(keys)} LIMIT ?",
-                [*page_params, page_size + 1],
-            ).fetchall()
-        items = [self._run_doc(doc, rev) for doc, rev in rows[:page_size]]
-        token = run_token(items[-1]) if len(rows) > page_size else None
-        return Page(items, token, int(total[0]))
+            sql = "SELECT count(*) FROM runs WHERE " + (" AND ".join(where) or "1")
+            return int(db.execute(sql, params).fetchone()[0])
+
+    def _rows(
+        self, select: str, where: list[str], params: list[Any], order: KeyOrder, limit: int
+    ) -> list[tuple[Any, ...]]:
+        sql = f"{select} WHERE {' AND '.join(where) or '1'} ORDER BY {_order_by(order)} LIMIT ?"
+        with self._read() as db:
+            return db.execute(sql, [*params, limit]).fetchall()
 
     def count_runs_by_state(self) -> dict[str, int]:
         with self._read() as db:
@@ -220,17 +181,8 @@ class SqliteStore(Store):
             ).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def list_jobs(
-        self,
-        run_id: str,
-        filters: JobFilter,
-        *,
-        sort: str = "jobid",
-        page_size: int = 100,
-        page_token: str | None = None,
-    ) -> Page:
-        check_page_size(page_size)
-        order = JobOrder.of(sort)
+    @staticmethod
+    def _job_where(run_id: str, filters: JobFilter) -> tuple[list[str], list[Any]]:
         where = ["run_id = ?"]
         params: list[Any] = [run_id]
         if filters.rule:
@@ -242,20 +194,26 @@ class SqliteStore(Store):
         if filters.q:
             where.append("instr(search, ?) > 0")
             params.append(filters.q.lower())
-        filter_sql = " AND ".join(where)
-        page_where, page_params = filter_sql, list(params)
-        if page_token:
-            clause, extra = _keyset(order.keys, order.decode(page_token))
-            page_where, page_params = f"{filter_sql} AND {clause}", params + extra
+        return where, params
+
+    def _fetch_jobs(
+        self,
+        run_id: str,
+        filters: JobFilter,
+        order: KeyOrder,
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> list[JobDoc]:
+        where, params = self._job_where(run_id, filters)
+        sql, extra = _after(order, after)
+        rows = self._rows("SELECT doc FROM jobs", [*where, *sql], [*params, *extra], order, limit)
+        return [json.loads(doc) for (doc,) in rows]
+
+    def _count_job_docs(self, run_id: str, filters: JobFilter) -> int:
+        where, params = self._job_where(run_id, filters)
         with self._read() as db:
-            total = db.execute(f"SELECT count(*) FROM jobs WHERE {filter_sql}", params).fetchone()
-            rows = db.execute(
-                f"SELECT doc FROM jobs WHERE {page_where} ORDER BY {_order_by(order.keys)} LIMIT ?",
-                [*page_params, page_size + 1],
-            ).fetchall()
-        items = [json.loads(doc) for (doc,) in rows[:page_size]]
-        token = order.token(items[-1]) if len(rows) > page_size else None
-        return Page(items, token, int(total[0]))
+            sql = "SELECT count(*) FROM jobs WHERE " + " AND ".join(where)
+            return int(db.execute(sql, params).fetchone()[0])
 
     def list_events(self, run_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Envelope]:
         with self._read() as db:
@@ -270,16 +228,27 @@ class SqliteStore(Store):
             return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
 
     # -- projection primitives ------------------------------------------------------------------
-    def persist(self, events: Sequence[Envelope]) -> PersistResult:
+    def persist(self, events: Sequence[Envelope], *, recount: bool = False) -> PersistResult:
         """The whole batch in one transaction: all of it lands, or none of it."""
         with self._tx():
-            return super().persist(events)
+            return super().persist(events, recount=recount)
+
+    def _existing_runs(self, run_ids: Iterable[str]) -> set[str]:
+        wanted = list(run_ids)
+        found: set[str] = set()
+        with self._read() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT run_id FROM runs WHERE run_id IN ({marks})", chunk)
+                found.update(r for (r,) in rows.fetchall())
+        return found
 
     def _insert_events(self, events: Sequence[Envelope]) -> None:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO events (run_id, seq, doc) VALUES (?, ?, ?)",
-                [(e["run_id"], int(e["seq"]), _dumps(e)) for e in events],
+                [(e["run_id"], int(e["seq"]), dumps(e)) for e in events],
             )
 
     @staticmethod
@@ -293,6 +262,15 @@ class SqliteStore(Store):
             row = db.execute("SELECT doc, rev FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else self._run_doc(*row)
 
+    def _count_runs_with_blob(self, sha256: str) -> int:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT count(*) FROM runs, json_each(runs.doc, '$.workflow_bundle.files') AS f"
+                " WHERE json_extract(f.value, '$.sha256') = ?",
+                (sha256,),
+            ).fetchone()
+        return int(row[0])
+
     def _save_run(self, doc: Doc, expected_rev: int | None) -> None:
         body = {k: v for k, v in doc.items() if k != "_rev"}
         new_rev = 1 if expected_rev is None else expected_rev + 1
@@ -301,21 +279,22 @@ class SqliteStore(Store):
             run_sort_key(body),
             body.get("state"),
             body.get("workflow"),
+            body.get("user"),
             run_search_text(body),
-            _dumps(body),
+            dumps(body),
             body["run_id"],
         )
         with self._tx() as db:
             if expected_rev is None:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO runs (rev, sort_key, state, workflow, search, doc,"
-                    " run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO runs (rev, sort_key, state, workflow, user, search,"
+                    " doc, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             else:
                 cur = db.execute(
-                    "UPDATE runs SET rev = ?, sort_key = ?, state = ?, workflow = ?, search = ?,"
-                    " doc = ? WHERE run_id = ? AND rev = ?",
+                    "UPDATE runs SET rev = ?, sort_key = ?, state = ?, workflow = ?, user = ?,"
+                    " search = ?, doc = ? WHERE run_id = ? AND rev = ?",
                     (*row, expected_rev),
                 )
             if cur.rowcount != 1:
@@ -363,7 +342,7 @@ class SqliteStore(Store):
                 job_duration_key(body),
                 job_started_key(body),
                 job_search_text(body),
-                _dumps(body),
+                dumps(body),
                 body["run_id"],
                 str(body["jobid"]),
             )
@@ -401,6 +380,15 @@ class SqliteStore(Store):
                 [run_id, *states],
             ).fetchall()
         return [self._job_doc(doc, rev) for doc, rev in rows]
+
+    def _done_durations(self, run_id: str) -> dict[str, tuple[int, float]]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT rule, count(*), sum(duration_key) FROM jobs WHERE run_id = ?"
+                " AND state = 'done' AND duration_key >= 0 GROUP BY rule",
+                (run_id,),
+            ).fetchall()
+        return {rule: (int(n), float(total or 0)) for rule, n, total in rows if rule}
 
     def _count_jobs(self, run_id: str) -> dict[str | None, dict[str, int]]:
         with self._read() as db:
