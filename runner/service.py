@@ -1,45 +1,62 @@
-"""The runner: takes submit commands off the runs queue, runs each in its own Snakemake process,
-forwards its spool, owns its lifecycle events, heartbeats, and cancels on request.
+"""The runner: takes submit commands off the runs queue and executes each run exactly once.
 
-One thread per run (at most ``MAX_RUNS`` at once, the runs queue's prefetch). A run's command is
-acknowledged only after its terminal ``run_state`` and every event before it were confirmed by the
-broker, so a runner that dies mid-run leaves the command to be redelivered; whoever gets it finds
-the run's spool (same ``DATA_DIR``), kills what is left of the old process group, records
-``SYSTEM_ERROR`` and forwards the rest.
+Before it starts a run, the runner **claims** it in the store (:mod:`snakedeck.store.claims`);
+a command for a run that another runner holds (a broker restart redelivers unacknowledged
+commands to whoever listens) is acknowledged and left alone, so no run is executed twice. The
+heartbeat renews this runner's claims every few seconds and records the runner in the store's
+registry; a claim that was taken over (the reaper declared the run lost) stops that run here.
+On start, the runner recovers the runs it still holds from before a crash (:mod:`runner.run`).
+
+Each runner also consumes a durable queue of its own (``<ns>.runner.<runner_id>``): a
+**resume** of a run that ended failed or cancelled is sent there, since only this runner holds
+the run's work directory; the command waits in the queue while the runner is away.
+
+One thread per run, at most ``MAX_RUNS`` at once (the runs queue's prefetch, and a check of our
+own, since a reconnect resets the prefetch window). A command is acknowledged once its run is
+over and every event of it confirmed by the broker.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import socket
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from runner.forwarder import Forwarder
-from runner.rundir import RunDir, RunDirError, resolve_inputs, run_dir
-from runner.spool import SpoolReader, SpoolWriter
-from runner.supervisor import SnakemakeProcess, kill_leftover, snakemake_argv
-from snakedeck import envelope, messages
+from runner.identity import RunnerIdentity
+from runner.run import RunHandle
+from snakedeck import bundles, envelope, messages, metrics, projection
 from snakedeck.bus.base import Bus, BusError, Delivery, Subscription
+from snakedeck.rundir import run_dir
 from snakedeck.settings import Settings
-from snakedeck.states import InvalidTransition, RunState, check_move, is_terminal
-from snakedeck.workflows import WorkflowError, WorkflowRegistry
+from snakedeck.states import is_terminal
+from snakedeck.store import Store, StoreError
+from snakedeck.store.claims import ClaimOutcome, RunnerBeat
+from snakedeck.workflows import WorkflowRegistry
 
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_CANCELS = 10_000
-STOP_DRAIN_TIMEOUT = 15.0
+BUSY_REQUEUE_DELAY = 1.0
+"""How long a command waits before it goes back to the queue when this runner is full."""
 
 
 class BadCommand(ValueError):
     pass
+
+
+def parse_resume(raw: Any) -> messages.ResumeCommand:
+    if not isinstance(raw, dict) or raw.get("action") != "resume":
+        raise BadCommand('a runner command is {"action": "resume", "run_id", "attempt"}')
+    run_id = raw.get("run_id")
+    if not isinstance(run_id, str) or not envelope.is_valid_run_id(run_id):
+        raise BadCommand(f"run_id {run_id!r} is not a valid run id")
+    attempt = raw.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 2:
+        raise BadCommand(f"attempt must be a whole number from 2, got {attempt!r}")
+    return raw  # type: ignore[return-value]
 
 
 def parse_command(raw: Any) -> messages.SubmitCommand:
@@ -52,287 +69,30 @@ def parse_command(raw: Any) -> messages.SubmitCommand:
         raise BadCommand("workflow must be a string")
     if not isinstance(raw.get("config", {}), dict):
         raise BadCommand("config must be an object")
-    if not isinstance(raw.get("inputs", []), list):
-        raise BadCommand("inputs must be a list")
+    inputs = raw.get("inputs", {})
+    if not isinstance(inputs, dict) or not all(isinstance(v, dict) for v in inputs.values()):
+        raise BadCommand("inputs must map input names to registered files")
+    if "workflow_bundle" in raw and not isinstance(raw["workflow_bundle"], dict):
+        raise BadCommand("workflow_bundle must describe the run's workflow files")
     return raw  # type: ignore[return-value]
 
 
-class SpoolSummary:
-    """What a finished (or abandoned) spool says about its run."""
-
-    def __init__(self, path: os.PathLike[str] | str) -> None:
-        self.last_state: RunState | None = None
-        self.started = False
-        self.job_errors: list[str] = []
-        self.errors: list[str] = []
-        offset = 0
-        reader = SpoolReader(path)
-        while True:
-            items, _bad = reader.read_from(offset, limit=5000)
-            if not items:
-                break
-            offset = reader.end_offset
-            for _, ev in items:
-                kind = ev.get("type")
-                if kind == "run_state":
-                    state = ev.get("data", {}).get("state")
-                    if state in RunState.__members__:
-                        self.last_state = RunState(state)
-                elif kind == "workflow_started":
-                    self.started = True
-                elif kind == "job_error":
-                    self.job_errors.append(ev.get("msg") or "a job failed")
-                elif kind == "error":
-                    self.errors.append(ev.get("msg") or "")
-
-    def failure_reason(self, default: str) -> str:
-        if self.job_errors:
-            more = len(self.job_errors) - 3
-            text = "; ".join(self.job_errors[:3])
-            return text + (f" (and {more} more)" if more > 0 else "")
-        for msg in self.errors:
-            if msg.strip():
-                return msg.strip().splitlines()[0][:500]
-        return default
-
-
-class RunHandle:
-    """One run owned by this runner: its thread, process, spool writer and forwarder."""
-
-    def __init__(self, runner: Runner, command: messages.SubmitCommand, delivery: Delivery) -> None:
-        self.runner = runner
-        self.command = command
-        self.run_id = command["run_id"]
-        self.delivery = delivery
-        self.rd: RunDir = run_dir(runner.settings.runs_dir, self.run_id)
-        self.state = RunState.QUEUED
-        self.cancel_requested = False
-        self.aborting = False
-        """The runner is stopping: end the run as SYSTEM_ERROR."""
-        self.proc: SnakemakeProcess | None = None
-        self.writer: SpoolWriter | None = None
-        self.forwarder: Forwarder | None = None
-        self.lock = threading.RLock()
-        self.thread = threading.Thread(target=self._main, name=f"run:{self.run_id}", daemon=True)
-        self.done = threading.Event()
-
-    # -- lifecycle events -----------------------------------------------------------------------
-    def _emit(self, new: RunState, **details: Any) -> bool:
-        with self.lock:
-            try:
-                check_move(self.state, new)
-            except InvalidTransition as exc:
-                log.error("run %s: %s; not recorded", self.run_id, exc)
-                return False
-            assert self.writer is not None
-            self.writer.append(envelope.run_state(self.run_id, new.value, **details))
-            self.state = new
-            log.info("run %s: %s %s", self.run_id, new.value, details.get("reason", ""))
-            return True
-
-    # -- the run's thread -----------------------------------------------------------------------
-    def _main(self) -> None:
-        try:
-            if self.rd.exists():
-                self._recover()
-            else:
-                self._execute()
-        except Exception as exc:  # a bug here must still end the run and release the command
-            log.exception("run %s: runner failure", self.run_id)
-            self._fail_safe(f"runner failure: {type(exc).__name__}: {exc}")
-        try:
-            delivered = self._finish_forwarding()
-        except Exception:
-            log.exception("run %s: forwarding failed", self.run_id)
-            delivered = False
-        self.runner._release(self, ack=delivered)
-        self.done.set()
-
-    def _fail_safe(self, reason: str) -> None:
-        try:
-            if self.writer is None:
-                self.rd.create()
-                self.writer = SpoolWriter(self.rd.spool)
-            if self.proc is not None:
-                self.proc.terminate(0.0)
-                self.proc.reap_group()
-            if not is_terminal(self.state):
-                self._emit(RunState.SYSTEM_ERROR, reason=reason)
-        except Exception:
-            log.exception("run %s: could not record the failure", self.run_id)
-
-    def _start_forwarder(self) -> None:
-        self.forwarder = Forwarder(self.rd.spool, self.runner.bus)
-        self.forwarder.start_thread()
-
-    def _execute(self) -> None:
-        self.rd.create()
-        self.writer = SpoolWriter(self.rd.spool)
-        self._start_forwarder()
-        with self.lock:
-            if self.cancel_requested:
-                self._emit(RunState.CANCELED, reason="cancelled before it started")
-                return
-            self._emit(RunState.INITIALIZING)
-        registry = self.runner.registry
-        try:
-            workflow = registry.get(self.command["workflow"])
-            config = registry.validate_config(workflow, self.command.get("config") or {})
-            inputs = resolve_inputs(self.runner.settings.files_dir, self.command.get("inputs"))
-            if inputs:
-                config["inputs"] = inputs
-            self.rd.write_config(config)
-        except (WorkflowError, RunDirError, OSError) as exc:
-            self._emit(RunState.SYSTEM_ERROR, reason=f"could not prepare the run: {exc}")
-            return
-        argv = snakemake_argv(workflow.snakefile, self.rd, self.run_id, self.runner.settings.cores)
-        with self.lock:
-            if self.cancel_requested or self.aborting:
-                self._cancel_before_start()
-                return
-            try:
-                self.proc = SnakemakeProcess(argv, self.rd).start()
-            except OSError as exc:
-                self._emit(RunState.SYSTEM_ERROR, reason=f"could not start Snakemake: {exc}")
-                return
-            self._emit(RunState.RUNNING)
-        rc = self.proc.wait()
-        self.proc.reap_group()
-        self._record_exit(rc)
-
-    def _cancel_before_start(self) -> None:
-        if self.aborting:
-            self._emit(RunState.SYSTEM_ERROR, reason="runner stopped before the run started")
-            return
-        if self.state != RunState.CANCELING:
-            self._emit(RunState.CANCELING)
-        self._emit(RunState.CANCELED, reason="cancelled before Snakemake started")
-
-    def _record_exit(self, rc: int) -> None:
-        exit_code = rc if rc >= 0 else None
-        sig = -rc if rc < 0 else None
-        details: dict[str, Any] = {"exit_code": exit_code, "signal": sig}
-        summary = SpoolSummary(self.rd.spool)
-        with self.lock:
-            if self.aborting:
-                self._emit(
-                    RunState.SYSTEM_ERROR,
-                    reason="runner stopped while the run was active",
-                    **details,
-                )
-            elif self.state == RunState.CANCELING and rc != 0:
-                self._emit(RunState.CANCELED, reason="cancelled", **details)
-            elif rc == 0:
-                self._emit(RunState.COMPLETE, **details)
-            elif summary.started:
-                reason = summary.failure_reason(_exit_text(rc))
-                self._emit(RunState.EXECUTOR_ERROR, reason=reason, **details)
-            else:
-                tail = self.rd.tail_log(1500)
-                reason = f"Snakemake {_exit_text(rc)} before the workflow started"
-                reason += f": {summary.failure_reason(tail)}" if (summary.errors or tail) else ""
-                self._emit(RunState.SYSTEM_ERROR, reason=reason[:2000], **details)
-
-    def _recover(self) -> None:
-        """The command came back (redelivered) and this machine has the run's spool already."""
-        summary = SpoolSummary(self.rd.spool)
-        self.writer = SpoolWriter(self.rd.spool)
-        self.state = summary.last_state or RunState.QUEUED
-        if not is_terminal(self.state):
-            kill_leftover(self.rd, self.run_id)
-            with self.lock:
-                if self.state == RunState.CANCELING:
-                    self._emit(RunState.CANCELED, reason="cancelled (runner restarted meanwhile)")
-                else:
-                    self._emit(
-                        RunState.SYSTEM_ERROR, reason="runner restarted while the run was active"
-                    )
-        else:
-            log.info("run %s: redelivered after it ended; forwarding what is left", self.run_id)
-        self._start_forwarder()
-
-    def _finish_forwarding(self) -> bool:
-        """Close the spool and forward all of it, retrying while the broker is down. Returns
-        whether everything was confirmed (then the command may be acknowledged)."""
-        if self.writer is not None:
-            self.writer.close()
-        fwd = self.forwarder
-        if fwd is None:
-            return True
-        fwd.stop(timeout=30.0)
-        deadline: float | None = None
-        while True:
-            if fwd.drain(5.0) and fwd.backlog_bytes() == 0:
-                return True
-            if fwd.backlog_bytes() and _only_partial_line_left(fwd):
-                return True
-            if self.runner.stopping:
-                deadline = deadline or time.monotonic() + STOP_DRAIN_TIMEOUT
-                if time.monotonic() >= deadline:
-                    log.warning(
-                        "run %s: broker unavailable at shutdown; the command stays queued and "
-                        "the spool will be forwarded when it is redelivered",
-                        self.run_id,
-                    )
-                    return False
-            time.sleep(0.5)
-
-    # -- control --------------------------------------------------------------------------------
-    def cancel(self) -> None:
-        with self.lock:
-            if self.cancel_requested or is_terminal(self.state):
-                return
-            self.cancel_requested = True
-            if self.state in (RunState.INITIALIZING, RunState.RUNNING):
-                self.rd.mark_cancel()
-                self._emit(RunState.CANCELING, reason="cancel requested")
-                if self.proc is not None:
-                    self.proc.terminate(self.runner.settings.cancel_grace)
-
-    def abort(self) -> None:
-        """The runner is stopping: end this run now (SIGTERM, SIGKILL after the grace)."""
-        with self.lock:
-            self.aborting = True
-            if self.proc is not None and not is_terminal(self.state):
-                self.rd.mark_cancel()
-                self.proc.terminate(self.runner.settings.cancel_grace)
-
-
-def _only_partial_line_left(fwd: Forwarder) -> bool:
-    """A writer killed mid-line can leave a fragment without newline: nothing to forward."""
-    try:
-        with open(fwd.spool_path, "rb") as f:
-            f.seek(fwd.offset)
-            return b"\n" not in f.read()
-    except OSError:
-        return False
-
-
-def _exit_text(rc: int) -> str:
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = str(-rc)
-        return f"was killed by {name}"
-    return f"exited with code {rc}"
-
-
 class Runner:
-    """``Runner(settings, bus).start()`` … ``.stop()``; or ``run_forever()`` in a process."""
+    """``Runner(settings, bus, store).start()`` … ``.stop()``."""
 
     def __init__(
         self,
         settings: Settings,
         bus: Bus,
+        store: Store,
         *,
         registry: WorkflowRegistry | None = None,
-        runner_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus
+        self.store = store
         self.registry = registry or WorkflowRegistry(settings.workflows_dir)
-        self.runner_id = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.identity: RunnerIdentity | None = None
         self._lock = threading.Lock()
         self._runs: dict[str, RunHandle] = {}
         self._cancelled: OrderedDict[str, float] = OrderedDict()
@@ -341,6 +101,17 @@ class Runner:
         self._heartbeat_thread: threading.Thread | None = None
         self._subs: list[Subscription] = []
         self._started = False
+        self._started_at = time.time()
+
+    @property
+    def runner_id(self) -> str:
+        assert self.identity is not None, "the runner has not started"
+        return self.identity.runner_id
+
+    @property
+    def host(self) -> str:
+        assert self.identity is not None, "the runner has not started"
+        return self.identity.host
 
     @property
     def stopping(self) -> bool:
@@ -359,6 +130,7 @@ class Runner:
         if self._started:
             return
         self._started = True
+        self.identity = RunnerIdentity.acquire(self.settings.data_dir)
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.bus.declare()
@@ -366,7 +138,13 @@ class Runner:
             log.warning("runner: cannot declare the topology yet (%s); consumers will retry", exc)
         # Control first, so a cancel sent right after a submit is not missed.
         self._subs.append(self.bus.consume_control(self._on_control))
+        self._recover_own_runs()
         self._subs.append(self.bus.consume_runs(self._on_runs, prefetch=self.settings.max_runs))
+        self._subs.append(
+            self.bus.consume_runner(
+                self.runner_id, self._on_runner_commands, prefetch=self.settings.max_runs
+            )
+        )
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_loop, name="runner-heartbeat", daemon=True
         )
@@ -377,11 +155,9 @@ class Runner:
         """True once the control and runs consumers are registered with the broker (a cancel
         broadcast before that would not reach this runner)."""
         deadline = time.monotonic() + timeout
-        for sub in list(self._subs):
-            wait = getattr(sub, "wait_ready", None)
-            if wait is not None and not wait(max(0.0, deadline - time.monotonic())):
-                return False
-        return True
+        return all(
+            sub.wait_ready(max(0.0, deadline - time.monotonic())) for sub in list(self._subs)
+        )
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking runs; end active ones as SYSTEM_ERROR (SIGTERM, SIGKILL after the grace),
@@ -393,9 +169,7 @@ class Runner:
             handles = list(self._runs.values())
         for h in handles:
             h.abort()
-        limit = (
-            timeout if timeout is not None else self.settings.cancel_grace + STOP_DRAIN_TIMEOUT + 10
-        )
+        limit = timeout if timeout is not None else self.settings.cancel_grace + 25
         deadline = time.monotonic() + limit
         for h in handles:
             h.done.wait(max(0.0, deadline - time.monotonic()))
@@ -408,19 +182,47 @@ class Runner:
         self._subs.clear()
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(5)
+        if self.identity is not None:
+            self.identity.release()
         log.info("runner %s stopped", self.runner_id)
 
-    def run_forever(self) -> None:
-        """Start, run until SIGINT/SIGTERM, stop."""
-        stop = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stop.set())
-        self.start()
+    # -- claims ---------------------------------------------------------------------------------
+    def still_holds(self, run_id: str) -> bool:
+        """Whether this runner's claim on the run stands (an unreachable store: assume so, the
+        epoch on every lifecycle event still fences a stale owner off)."""
         try:
-            stop.wait()
-        finally:
-            self.stop()
+            held = self.store.renew_claims(
+                self.runner_id, [run_id], now=time.time(), lease=self.settings.claim_lease
+            )
+            return run_id in held
+        except StoreError as exc:
+            log.warning("run %s: cannot check the claim (%s); going on", run_id, exc)
+            return True
+
+    def _recover_own_runs(self) -> None:
+        """Runs this runner identity still holds from before a restart: adopt or judge them."""
+        try:
+            claims = self.store.claims_of(self.runner_id)
+        except StoreError as exc:
+            log.error("runner: cannot list its claims to recover them: %s", exc)
+            return
+        for claim in claims:
+            try:
+                run = self.store.get_run(claim.run_id)
+            except StoreError as exc:
+                log.error("run %s: cannot recover it now: %s", claim.run_id, exc)
+                continue
+            if run is None:
+                self._release_claim(claim.run_id)
+                continue
+            log.warning("run %s: recovering it after a restart of this runner", claim.run_id)
+            self._start(RunHandle(self, claim.run_id, claim, mode="recover"))
+
+    def _release_claim(self, run_id: str) -> None:
+        try:
+            self.store.release_claim(run_id, self.runner_id)
+        except StoreError as exc:
+            log.warning("run %s: claim not released (%s); the reaper will clear it", run_id, exc)
 
     # -- commands -------------------------------------------------------------------------------
     def _on_runs(self, deliveries: Sequence[Delivery]) -> None:
@@ -431,8 +233,7 @@ class Runner:
         try:
             command = parse_command(delivery.json())
         except (BadCommand, ValueError) as exc:
-            log.error("runner: dead-lettering a bad submit command: %s", exc)
-            delivery.dead_letter()
+            self._dead_letter(delivery, f"not a valid submit command: {exc}")
             return
         run_id = command["run_id"]
         with self._lock:
@@ -445,23 +246,183 @@ class Runner:
                 log.info("run %s: command redelivered while active here", run_id)
                 existing.delivery = delivery
                 return
-            handle = RunHandle(self, command, delivery)
+            full = len(self._runs) >= self.settings.max_runs
+        if full:  # a reconnect reset the broker's prefetch window: keep our own limit
+            self._stopping.wait(BUSY_REQUEUE_DELAY)
+            delivery.requeue()
+            return
+        try:
+            run = self.store.get_run(run_id)
+            if run is None:
+                self._dead_letter(delivery, f"no run {run_id!r} exists in the store")
+                return
+            if is_terminal(run.get("state")):
+                log.info("run %s: already %s; command dropped", run_id, run.get("state"))
+                delivery.ack()
+                return
+            result = self.store.claim_run(
+                run_id,
+                self.runner_id,
+                host=self.host,
+                now=time.time(),
+                lease=self.settings.claim_lease,
+            )
+        except StoreError as exc:
+            log.warning("run %s: store unavailable (%s); command requeued", run_id, exc)
+            self._stopping.wait(BUSY_REQUEUE_DELAY)
+            delivery.requeue()
+            return
+        if result.outcome != ClaimOutcome.CLAIMED:
+            log.info(
+                "run %s: runner %s holds it (%s); command dropped here",
+                run_id,
+                result.claim.runner_id,
+                result.outcome.value,
+            )
+            delivery.ack()
+            return
+        mode = (
+            "recover"
+            if self.settings.runs_dir.joinpath(run_id, "events.jsonl").exists()
+            else "execute"
+        )
+        handle = RunHandle(
+            self, run_id, result.claim, mode=mode, command=command, delivery=delivery
+        )
+        with self._lock:
             handle.cancel_requested = self._cancelled.pop(run_id, None) is not None
-            self._runs[run_id] = handle
+        if run.get("cancel_requested"):
+            handle.cancel_requested = True
+        self._start(handle)
+
+    def _on_runner_commands(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            self._accept_resume(delivery)
+
+    def _accept_resume(self, delivery: Delivery) -> None:
+        """Resume a run this runner holds the directory of (its next attempt)."""
+        try:
+            command = parse_resume(delivery.json())
+        except (BadCommand, ValueError) as exc:
+            self._dead_letter(delivery, f"not a valid runner command: {exc}", queue="runner")
+            return
+        run_id, attempt = command["run_id"], command["attempt"]
+        with self._lock:
+            if self._stopping.is_set():
+                delivery.requeue()
+                return
+            if run_id in self._runs:
+                log.warning("run %s: resume asked while it is active here; dropped", run_id)
+                delivery.ack()
+                return
+            full = len(self._runs) >= self.settings.max_runs
+        if full:
+            self._stopping.wait(BUSY_REQUEUE_DELAY)
+            delivery.requeue()
+            return
+        try:
+            run = self.store.get_run(run_id)
+            if run is None:
+                self._dead_letter(
+                    delivery, f"no run {run_id!r} exists in the store", queue="runner"
+                )
+                return
+            if run.get("attempt") != attempt or run.get("state") != "QUEUED":
+                log.info("run %s: resume of attempt %d is stale (attempt %s is %s); dropped",
+                         run_id, attempt, run.get("attempt"), run.get("state"))  # fmt: skip
+                delivery.ack()
+                return
+            lease = self.settings.claim_lease
+            claim = self.store.reopen_claim(run_id, self.runner_id, now=time.time(), lease=lease)
+            if claim is None:  # not finished here: still live (ours or another's), or never ours
+                result = self.store.claim_run(
+                    run_id, self.runner_id, host=self.host, now=time.time(), lease=lease
+                )
+                claim = result.claim if result.outcome == ClaimOutcome.CLAIMED else None
+                holder = result.claim.runner_id
+        except StoreError as exc:
+            log.warning("run %s: store unavailable (%s); resume requeued", run_id, exc)
+            self._stopping.wait(BUSY_REQUEUE_DELAY)
+            delivery.requeue()
+            return
+        if claim is None:
+            log.warning("run %s: cannot resume it: %s holds it", run_id, holder)
+            delivery.ack()
+            return
+        if not run_dir(self.settings.runs_dir, run_id).exists():
+            self._fail_resume(
+                run_id,
+                f"cannot resume: runner {self.runner_id} does not hold the run's work "
+                "directory any more",
+            )
+            delivery.ack()
+            return
+        handle = RunHandle(
+            self,
+            run_id,
+            claim,
+            mode="resume",
+            delivery=delivery,
+            attempt=attempt,
+            workflow=run.get("workflow"),
+            bundle=(run.get("workflow_bundle") or {}) if bundles.is_private(run) else None,
+        )
+        with self._lock:
+            handle.cancel_requested = self._cancelled.pop(run_id, None) is not None
+        if run.get("cancel_requested"):
+            handle.cancel_requested = True
+        log.info("run %s: resuming it (attempt %d)", run_id, attempt)
+        self._start(handle)
+
+    def _fail_resume(self, run_id: str, reason: str) -> None:
+        """End an attempt that cannot run here before it wrote any event (its spool is not
+        here to write to), in the store, and tell the gateways."""
+        log.error("run %s: %s", run_id, reason)
+
+        def fail(current: dict[str, Any]) -> dict[str, Any]:
+            failed = projection.fail_attempt(current, reason, at=envelope.now_iso())  # type: ignore[arg-type]
+            return {k: failed.get(k) for k in projection.ATTEMPT_FIELDS}
+
+        try:
+            run = self.store.modify_run(run_id, fail)
+            self._release_claim(run_id)
+            if run is not None:
+                update = {"kind": "persisted", "events": [], "jobs": [],
+                          "runs": [projection.run_summary(run)]}  # fmt: skip
+                self.bus.publish_update(update)
+        except (StoreError, BusError) as exc:
+            log.warning("run %s: the failed resume is not recorded (%s)", run_id, exc)
+
+    def _start(self, handle: RunHandle) -> None:
+        with self._lock:
+            self._runs[handle.run_id] = handle
         handle.thread.start()
 
-    def _release(self, handle: RunHandle, *, ack: bool) -> None:
+    def release(self, handle: RunHandle, *, delivered: bool) -> None:
+        """A run's thread is done: drop its claim once every event is out, settle its command."""
         with self._lock:
             if self._runs.get(handle.run_id) is handle:
                 del self._runs[handle.run_id]
             delivery = handle.delivery
+        if delivered and not handle.lost and not handle.artefacts_left:
+            try:
+                self.store.finish_claim(handle.run_id, self.runner_id)
+            except StoreError as exc:  # the claim stays live: a restart recovers the run
+                log.warning("run %s: claim not marked finished (%s)", handle.run_id, exc)
+        if delivery is None:
+            return
         try:
-            if ack:
+            if delivered:
                 delivery.ack()
             else:
                 delivery.requeue()
         except BusError as exc:
             log.warning("run %s: could not settle its command (%s)", handle.run_id, exc)
+
+    def _dead_letter(self, delivery: Delivery, reason: str, queue: str = "runs") -> None:
+        log.error("runner: dead-lettering a %s command: %s", queue, reason)
+        delivery.dead_letter(reason)
+        metrics.DEAD_LETTERED.labels(queue=queue).inc()
 
     # -- control --------------------------------------------------------------------------------
     def _on_control(self, deliveries: Sequence[Delivery]) -> None:
@@ -470,18 +431,20 @@ class Runner:
                 body = delivery.json()
             except ValueError:
                 body = None
-            with contextlib.suppress(BusError):
-                delivery.ack()
-            if not isinstance(body, dict):
-                log.warning("runner: ignoring a control message that is not an object")
-                continue
-            if body.get("action") == "cancel" and isinstance(body.get("run_id"), str):
+            if (
+                isinstance(body, dict)
+                and body.get("action") == "cancel"
+                and isinstance(body.get("run_id"), str)
+                and envelope.is_valid_run_id(body["run_id"])
+            ):
                 self.cancel(body["run_id"])
-            else:
-                log.warning("runner: ignoring unknown control command %r", body.get("action"))
+                continue
+            log.warning("runner: dead-lettering a control message it cannot use")
+            delivery.dead_letter("not a valid control command")
+            metrics.DEAD_LETTERED.labels(queue="control").inc()
 
     def cancel(self, run_id: str) -> bool:
-        """Cancel a run this runner owns (True), or remember the request in case its command
+        """Cancel a run this runner holds (True), or remember the request in case its command
         is dequeued here later (False)."""
         with self._lock:
             handle = self._runs.get(run_id)
@@ -495,18 +458,34 @@ class Runner:
         return True
 
     # -- heartbeat ------------------------------------------------------------------------------
-    def heartbeat(self) -> messages.RunnerHeartbeat:
-        return {
-            "kind": "heartbeat",
-            "runner_id": self.runner_id,
-            "runs": self.active_runs(),
-            "ts": envelope.now_iso(),
-        }
+    def beat(self) -> None:
+        """Record this runner in the registry and renew its claims; stop runs it lost."""
+        runs = self.active_runs()
+        now = time.time()
+        self.store.record_beat(
+            RunnerBeat(
+                runner_id=self.runner_id,
+                host=self.host,
+                seen_at=now,
+                started_at=self._started_at,
+                runs=runs,
+                max_runs=self.settings.max_runs,
+            )
+        )
+        held = self.store.renew_claims(
+            self.runner_id, runs, now=now, lease=self.settings.claim_lease
+        )
+        for run_id in set(runs) - held:
+            handle = self.handle(run_id)
+            if handle is not None:
+                handle.lose("its claim was taken over (the run was declared lost)")
 
     def _heartbeat_loop(self) -> None:
         while not self._heartbeat_stop.is_set():
             try:
-                self.bus.publish_update(dict(self.heartbeat()))
-            except Exception as exc:  # noqa: BLE001 - a missed heartbeat is not fatal
-                log.debug("runner: heartbeat not sent: %s", exc)
+                self.beat()
+            except StoreError as exc:
+                log.warning("runner: heartbeat not recorded (%s); claims not renewed", exc)
+            except Exception:
+                log.exception("runner: heartbeat failed")
             self._heartbeat_stop.wait(self.settings.heartbeat_interval)

@@ -12,14 +12,29 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from runner.rundir import RunDir
+from runner import exit_status
+from runner.exit_status import DEFAULT_ORPHAN_GRACE
+from snakedeck.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 
-def snakemake_argv(snakefile: Path, rd: RunDir, run_id: str, cores: int) -> list[str]:
+def snakemake_argv(
+    snakefile: Path,
+    rd: RunDir,
+    run_id: str,
+    cores: int,
+    *,
+    rerun_incomplete: bool = False,
+    executor: Sequence[str] = (),
+) -> list[str]:
+    """Snakemake for one run; a resume adds ``--rerun-incomplete`` (outputs of jobs killed
+    mid-way are marked incomplete, and Snakemake refuses to go on without the flag);
+    ``executor`` are the arguments :func:`runner.executor.executor_args` chose."""
+    extra = [*executor, *(["--rerun-incomplete"] if rerun_incomplete else [])]
     return [
         sys.executable,
         "-m",
@@ -39,6 +54,7 @@ def snakemake_argv(snakefile: Path, rd: RunDir, run_id: str, cores: int) -> list
         str(rd.spool),
         "--logger-snakedeck-run-id",
         run_id,
+        *extra,
     ]
 
 
@@ -132,25 +148,28 @@ def wait_group_gone(pgid: int, timeout: float) -> bool:
         time.sleep(0.05)
 
 
-def kill_leftover(rd: RunDir, run_id: str) -> bool:
-    """After a runner crash: kill the run's Snakemake process group if it is still there.
+def leftover_group(rd: RunDir, run_id: str) -> int | None:
+    """After a runner crash: the run's process group if a process of it is still alive.
 
-    The pid file may be stale and the pid reused, so the group is only killed when its leader
-    (or, the leader gone, a member) is a Snakemake started for this run."""
+    The pid file may be stale and the pid reused, so a group counts only when one of its
+    members is a Snakemake (or its exit recorder) started for this run."""
     try:
         pgid = int(rd.pid.read_text().strip())
     except (OSError, ValueError):
-        return False
+        return None
     members = group_members(pgid)
     if not members:
-        return False
-    ours = any(
-        run_id in _cmdline(pid) and "snakemake" in " ".join(_cmdline(pid)) for pid in members
-    )
-    if not ours:
-        log.warning(
-            "pid file %s names group %d, which is not run %s: left alone", rd.pid, pgid, run_id
-        )
+        return None
+    if any(run_id in _cmdline(pid) and "snakemake" in " ".join(_cmdline(pid)) for pid in members):
+        return pgid
+    log.warning("pid file %s names group %d, which is not run %s: left alone", rd.pid, pgid, run_id)
+    return None
+
+
+def kill_leftover(rd: RunDir, run_id: str) -> bool:
+    """Kill what is left of the run's process group; True if there was something."""
+    pgid = leftover_group(rd, run_id)
+    if pgid is None:
         return False
     log.warning("killing leftover Snakemake process group %d of run %s", pgid, run_id)
     kill_group(pgid, signal.SIGKILL)
@@ -161,10 +180,18 @@ def kill_leftover(rd: RunDir, run_id: str) -> bool:
 class SnakemakeProcess:
     """A started Snakemake; ``pgid == pid`` since it leads its own session."""
 
-    def __init__(self, argv: list[str], rd: RunDir, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        rd: RunDir,
+        env: dict[str, str] | None = None,
+        *,
+        orphan_grace: float = DEFAULT_ORPHAN_GRACE,
+    ) -> None:
         self.argv = argv
         self.rd = rd
         self.env = env
+        self.orphan_grace = orphan_grace
         self.proc: subprocess.Popen[bytes] | None = None
         self._kill_timer: threading.Timer | None = None
         self._lock = threading.Lock()
@@ -181,9 +208,19 @@ class SnakemakeProcess:
 
     def start(self) -> SnakemakeProcess:
         become_subreaper()
+        exit_status.supervise(self.rd.root, os.getpid())
+        recorder = [
+            sys.executable,
+            "-m",
+            "runner.exit_status",
+            "--orphan-grace",
+            str(self.orphan_grace),
+            str(self.rd.exit_status),
+            "--",
+        ]
         with open(self.rd.log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.argv,
+                [*recorder, *self.argv],
                 cwd=self.rd.root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -204,13 +241,14 @@ class SnakemakeProcess:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def terminate(self, grace: float) -> None:
-        """SIGTERM to the whole group now, SIGKILL to it after ``grace`` seconds."""
+    def terminate(self, grace: float, sig: int = signal.SIGTERM) -> None:
+        """``sig`` (SIGTERM; SIGINT for jobs on a cluster) to the whole group now, SIGKILL to
+        it after ``grace`` seconds."""
         with self._lock:
             if self.proc is None or self.terminated_at is not None:
                 return
             self.terminated_at = time.monotonic()
-            kill_group(self.pgid, signal.SIGTERM)
+            kill_group(self.pgid, sig)
             self._kill_timer = threading.Timer(grace, self._kill_after_grace)
             self._kill_timer.daemon = True
             self._kill_timer.start()
