@@ -1,0 +1,1 @@
+"""The ``snakedeck`` command, and the composition root of every snakedeck process."""
