@@ -20,7 +20,12 @@ def readyz() -> Response:
     service = current_app.extensions["snakedeck.service"]
     hub = current_app.extensions["snakedeck.live"]
     checks = service.readiness()
-    runners = hub.runner_status()
+    checks["updates"] = "ok" if hub.consuming else "the live-update consumer is not connected"
+    try:
+        runners = service.runners()
+    except Exception as exc:  # noqa: BLE001 - the store check above already names the cause
+        current_app.logger.warning("runner registry not read: %s", exc)
+        runners = []
     if all(v == "ok" for v in checks.values()):
         return jsonify({"status": "ready", "checks": checks, "runners": runners})
     failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
@@ -45,7 +50,7 @@ def _refresh() -> None:
     """Gauges describing shared state are read at scrape time, from the store and the broker."""
     from snakedeck import metrics as m
     from snakedeck.bus.base import BusError
-    from snakedeck.store.base import StoreError
+    from snakedeck.store import StoreError
 
     service = current_app.extensions["snakedeck.service"]
     hub = current_app.extensions["snakedeck.live"]

@@ -11,6 +11,15 @@ from snakedeck.service import ServiceError
 
 PROBLEM_TYPE_BASE = "https://snakedeck.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+MAX_DETAIL = 4000
+MAX_MESSAGE = 500
+MAX_ERRORS = 50
+"""A problem names what is wrong; it never echoes a whole bad value back (a 5 MB config value
+once came back twice in a 10 MB answer)."""
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def problem(
@@ -27,11 +36,18 @@ def problem(
         "type": PROBLEM_TYPE_BASE + (slug or title.lower().replace(" ", "-")),
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": request.path if request else None,
+        "detail": clip(detail, MAX_DETAIL),
+        "instance": clip(request.path, 300) if request else None,
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {
+                **e,
+                "field": clip(str(e.get("field", "")), 200),
+                "message": clip(str(e.get("message", "")), MAX_MESSAGE),
+            }
+            for e in errors[:MAX_ERRORS]
+        ]
     resp = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
     for key, value in (headers or {}).items():
         resp.headers[key] = value
@@ -39,7 +55,19 @@ def problem(
 
 
 def from_service_error(exc: ServiceError) -> Response:
-    return problem(exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return problem(
+        exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors, headers=headers
+    )
+
+
+def answer_as(app: Flask, error: type[Exception], status: int, title: str, detail: str) -> None:
+    """Answer ``error`` (raised by a part mounted on the gateway, e.g. Dash's unknown asset)
+    with a fixed problem instead of a 500."""
+    app.register_error_handler(error, lambda _exc: problem(status, title, detail))
 
 
 def init_app(app: Flask) -> None:

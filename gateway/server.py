@@ -1,35 +1,97 @@
-"""Serve the gateway: gunicorn, one process, the gevent worker (Flask-SocketIO in gevent mode).
+"""Serve a gateway app: gunicorn, one process, the gevent worker (Flask-SocketIO in gevent mode).
 
 One worker because live-feed subscriptions are per process; scale out with more gateway
-processes behind a load balancer (each binds its own updates queue).
-
-``python -m gateway.server [--host H] [--port P]`` (``--port 0`` picks a free port; the chosen
-address is logged as ``Listening at: http://H:P``). Settings come from ``SNAKEDECK_*``.
+processes behind a load balancer (each binds its own updates queue). The app is built by a
+factory inside the worker, after gevent has patched the standard library, and whatever it
+starts is stopped when the worker exits.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
-
-from snakedeck.settings import Settings
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.ggevent import GeventWorker
 
 log = logging.getLogger(__name__)
+
+AppFactory = Callable[[], tuple[Flask, Callable[[], None]]]
+"""Builds and starts the app in the worker; returns it with the function that stops it."""
+
+
+# gunicorn refuses some requests before the app sees them; these are its answers' status codes.
+_GUNICORN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (http_errors.LimitRequestLine, 414, "URI too long"),
+    (http_errors.LimitRequestHeaders, 431, "Request header fields too large"),
+    (http_errors.UnsupportedTransferCoding, 501, "Not implemented"),
+    (http_errors.ExpectationFailed, 417, "Expectation failed"),
+    (http_errors.ForbiddenProxyRequest, 403, "Forbidden"),
+    (http_errors.ParseException, 400, "Malformed request"),
+)
+
+
+def _gunicorn_problem(exc: BaseException) -> tuple[int, str, str]:
+    for kind, status, title in _GUNICORN_STATUS:
+        if isinstance(exc, kind):
+            detail = str(exc) or title
+            if status == 414:
+                detail = f"the request line is too long ({detail}); send long values in a body"
+            elif status == 431:
+                detail = f"a request header is too large or there are too many ({detail})"
+            return status, title, detail[:300]
+    return 500, "Internal error", "the server failed before it could read the request"
+
+
+class ProblemWorker(GeventWorker):
+    """gunicorn's gevent worker, whose own refusals (request line too long, headers too large,
+    malformed HTTP) are problem documents like every other answer, not HTML pages."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, title, detail = _gunicorn_problem(exc)
+        if status >= 500:
+            self.log.exception("Error handling request")
+        else:
+            # The exception's text may quote the request line (and a ?token= in it): not logged.
+            self.log.warning(
+                "Invalid request from ip=%s: %s (%s)", (addr or ("",))[0], title, type(exc).__name__
+            )
+        body = json.dumps(
+            {
+                "type": "https://snakedeck.dev/problems/" + title.lower().replace(" ", "-"),
+                "title": title,
+                "status": status,
+                "detail": detail,
+            }
+        ).encode()
+        head = (
+            f"HTTP/1.1 {status} {title}\r\nConnection: close\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+            "X-Content-Type-Options: nosniff\r\n\r\n"
+        ).encode("latin-1")
+        try:
+            util.write_nonblock(client, head + body)
+        except Exception:  # noqa: BLE001 - the client may be gone already
+            self.log.debug("Failed to send error message.")
 
 
 class GatewayServer(BaseApplication):
     """gunicorn application whose app is built in the worker, after gevent has patched it."""
 
-    def __init__(self, settings: Settings, *, bind: str, standalone: bool = False) -> None:
-        self.settings = settings
-        self.standalone = standalone
+    def __init__(self, factory: AppFactory, *, bind: str) -> None:
+        self.factory = factory
         self.options: dict[str, Any] = {
             "bind": bind,
             "workers": 1,
-            "worker_class": "gevent",
+            "worker_class": ProblemWorker,
+            # gunicorn's most generous request-line limit; its refusals are problem documents.
+            "limit_request_line": 8190,
+            "limit_request_field_size": 8190,
             "worker_connections": 1000,
             "timeout": 60,
             "graceful_timeout": 10,
@@ -41,60 +103,27 @@ class GatewayServer(BaseApplication):
             # gunicorn's control socket has one fixed default path: two gateways would collide.
             "control_socket_disable": True,
         }
-        self._services: list[Any] = []
+        self._stop: Callable[[], None] | None = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
-        self.cfg.set("worker_exit", lambda _server, _worker: self._stop_services())
+        self.cfg.set("worker_exit", lambda _server, _worker: self._shutdown())
 
-    def load(self) -> Any:
-        from gateway.app import create_app
-
-        if not self.standalone:
-            return create_app(self.settings)
-        # Standalone: gateway, consumer and runner share one in-process bus and one store.
-        from runner.service import Runner
-        from snakedeck.bus import open_bus
-        from snakedeck.consumer import Consumer
-        from snakedeck.store import open_store
-
-        store = open_store(self.settings)
-        bus = open_bus(self.settings)
-        bus.declare()
-        self._services = [Consumer(self.settings, store, bus), Runner(self.settings, bus)]
-        app = create_app(self.settings, store=store, bus=bus)
-        app.extensions["snakedeck.live"].count_persisted = False  # the consumer counts them here
-        for service in self._services:
-            service.start()
+    def load(self) -> Flask:
+        app, self._stop = self.factory()
         return app
 
-    def _stop_services(self) -> None:
-        for service in reversed(self._services):
+    def _shutdown(self) -> None:
+        if self._stop is not None:
             try:
-                service.stop()
+                self._stop()
             except Exception:
-                log.exception("stopping %s failed", type(service).__name__)
+                log.exception("stopping the gateway's services failed")
 
 
-def serve(settings: Settings, *, standalone: bool = False, port: int | None = None) -> int:
+def serve(factory: AppFactory, *, host: str, port: int) -> int:
     """Run until SIGINT/SIGTERM; returns the exit status."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    bind = f"{settings.host}:{settings.port if port is None else port}"
-    GatewayServer(settings, bind=bind, standalone=standalone).run()
+    GatewayServer(factory, bind=f"{host}:{port}").run()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.server", description=__doc__)
-    parser.add_argument("--host", help="address to bind (default SNAKEDECK_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (0: any free one; default SNAKEDECK_PORT)")
-    parser.add_argument("--standalone", action="store_true", help="also run runner and consumer")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env(host=args.host)
-    return serve(settings, standalone=args.standalone, port=args.port)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
