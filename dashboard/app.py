@@ -4,14 +4,15 @@
 the one :class:`~snakedeck.service.Service` the REST API uses; nothing here re-implements a rule.
 
 Pages (each with its own URL): ``/dashboard/`` runs list, ``/dashboard/launch`` launch form,
-``/dashboard/runs/<run_id>`` one run. A single ``dash_extensions`` WebSocket in the shell is
-pointed at the page's live feed; ``assets/snakedeck.js`` buffers its messages and hands them to
-the page at most a few times a second, so a burst of events never floods the server.
+``/dashboard/files`` registered files, ``/dashboard/runs/<run_id>`` one run. A single
+``dash_extensions`` WebSocket in the shell is pointed at the page's live feed;
+``assets/snakedeck.js`` buffers its messages and hands them to the page at most a few times a
+second, so a burst of events never floods the server.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html
 from dash_extensions import WebSocket
 from flask import Flask
+from werkzeug.exceptions import BadRequest
 
+from dashboard import uploads
+from dashboard.context import Ctx
+from snakedeck.auth import Authenticator, Role
 from snakedeck.service import Service
 from snakedeck.settings import Settings
 
@@ -28,36 +33,31 @@ PREFIX = "/dashboard/"
 ASSETS = Path(__file__).parent / "assets"
 
 
-@dataclass
-class Ctx:
-    """What every page's callbacks need: the service, settings and the token check."""
+class CheckedDash(dash.Dash):
+    """Dash, with a callback request that names no callback of this app, or is not shaped like
+    one, answered 400 instead of the 500 of the ``KeyError`` Dash meets reading it."""
 
-    service: Service
-    settings: Settings
-    auth: Any
+    def _initialize_context(self, body: Any) -> Any:
+        return _checked(super()._initialize_context, body)
 
-    def authorized(self, token: str | None) -> bool:
-        return bool(self.auth.accepts(token or None))
-
-    @property
-    def token_required(self) -> bool:
-        return bool(self.auth.enabled)
+    def _prepare_callback(self, g: Any, body: Any) -> Any:
+        return _checked(super()._prepare_callback, g, body)
 
 
-def _token_check(server: Flask, settings: Settings) -> Any:
-    auth = server.extensions.get("snakedeck.auth")
-    if auth is None:
-        from gateway.auth import TokenCheck
-
-        auth = TokenCheck(settings.api_tokens)
-    return auth
+def _checked(step: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return step(*args)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+        raise BadRequest(f"not a callback request of this dashboard ({exc})") from None
 
 
-def init_dashboard(server: Flask, service: Service, settings: Settings) -> dash.Dash:
+def init_dashboard(
+    server: Flask, service: Service, settings: Settings, authenticator: Authenticator
+) -> dash.Dash:
     """Mount the dashboard on ``server`` at ``/dashboard/`` and return the Dash app."""
-    from dashboard.pages import launch, run, runs
+    from dashboard.pages import files, launch, run, runs
 
-    app = dash.Dash(
+    app = CheckedDash(
         __name__,
         server=server,
         url_base_pathname=PREFIX,
@@ -67,12 +67,14 @@ def init_dashboard(server: Flask, service: Service, settings: Settings) -> dash.
         suppress_callback_exceptions=True,
         serve_locally=True,
     )
-    ctx = Ctx(service=service, settings=settings, auth=_token_check(server, settings))
+    ctx = Ctx(service=service, settings=settings, auth=authenticator)
     app.layout = shell(ctx)
     _register_shell(app, ctx)
     runs.register(app, ctx)
     launch.register(app, ctx)
+    files.register(app, ctx)
     run.register(app, ctx)
+    uploads.allow_upload_bodies(server, PREFIX, settings)
     server.extensions["snakedeck.dashboard"] = app
     return app
 
@@ -81,50 +83,54 @@ def href(path: str = "") -> str:
     return PREFIX + path.lstrip("/")
 
 
-def shell(ctx: Ctx) -> Any:
-    header = dmc.Group(
+def header() -> Any:
+    """Brand, navigation, the live-feed badge, the token button and the dark switch."""
+    nav = dmc.Group(
         [
-            dmc.Group(
-                [
-                    dcc.Link(
-                        dmc.Title("snakedeck", order=3, c="teal"),
-                        href=href(),
-                        style={"textDecoration": "none"},
-                    ),
-                    dmc.Anchor("Runs", href=href(), id="nav-runs", underline="never"),
-                    dmc.Anchor("Launch", href=href("launch"), id="nav-launch", underline="never"),
-                ],
-                gap="lg",
+            dcc.Link(
+                dmc.Title("snakedeck", order=3, c="teal"),
+                href=href(),
+                style={"textDecoration": "none"},
             ),
-            dmc.Group(
-                [
-                    dmc.Tooltip(
-                        dmc.Badge("idle", id="conn-badge", color="gray", variant="dot", size="lg"),
-                        label="Live connection to the server",
-                    ),
-                    dmc.Button(
-                        "Token",
-                        id="token-open",
-                        variant="subtle",
-                        size="compact-sm",
-                        color="gray",
-                    ),
-                    dmc.Switch(
-                        id="dark-switch",
-                        label="Dark",
-                        size="sm",
-                        persistence=True,
-                        persistence_type="local",
-                    ),
-                ],
-                gap="md",
+            dmc.Anchor("Runs", href=href(), id="nav-runs", underline="never"),
+            dmc.Anchor("Launch", href=href("launch"), id="nav-launch", underline="never"),
+            dmc.Anchor("Files", href=href("files"), id="nav-files", underline="never"),
+        ],
+        gap="lg",
+    )
+    tools = dmc.Group(
+        [
+            # Hidden until the page follows a live feed (assets/snakedeck.js sets it).
+            dmc.Tooltip(
+                dmc.Badge(
+                    "live",
+                    id="conn-badge",
+                    color="gray",
+                    variant="dot",
+                    size="lg",
+                    style={"display": "none"},
+                ),
+                id="conn-tip",
+                label="Live updates from the server",
+                multiline=True,
+                w=260,
+            ),
+            dmc.Button("Token", id="token-open", variant="subtle", size="compact-sm", color="gray"),
+            dmc.Switch(
+                id="dark-switch",
+                label="Dark",
+                size="sm",
+                persistence=True,
+                persistence_type="local",
             ),
         ],
-        justify="space-between",
-        h="100%",
-        px="md",
+        gap="md",
     )
-    token_modal = dmc.Modal(
+    return dmc.Group([nav, tools], justify="space-between", h="100%", px="md")
+
+
+def token_modal(ctx: Ctx) -> Any:
+    return dmc.Modal(
         id="token-modal",
         title="API token",
         children=dmc.Stack(
@@ -150,6 +156,9 @@ def shell(ctx: Ctx) -> Any:
             ]
         ),
     )
+
+
+def shell(ctx: Ctx) -> Any:
     return dmc.MantineProvider(
         id="mantine",
         forceColorScheme="light",
@@ -159,12 +168,13 @@ def shell(ctx: Ctx) -> Any:
             dcc.Store(id="token", storage_type="local"),
             dcc.Store(id="user", storage_type="local"),
             dcc.Store(id="token-required", data=ctx.token_required),
+            dcc.Store(id="token-sink"),
             dcc.Store(id="feed-path"),
             WebSocket(id="ws"),
-            token_modal,
+            token_modal(ctx),
             dmc.AppShell(
                 [
-                    dmc.AppShellHeader(header),
+                    dmc.AppShellHeader(header()),
                     dmc.AppShellMain(
                         dmc.Container(html.Div(id="page"), size="xl", px="md", pb="xl")
                     ),
@@ -177,7 +187,21 @@ def shell(ctx: Ctx) -> Any:
 
 
 def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
-    from dashboard.pages import launch, run, runs
+    _register_routing(app, ctx)
+    _register_feed(app)
+    _register_token(app, ctx)
+
+
+def not_found(pathname: str | None) -> Any:
+    return dmc.Alert(
+        [dmc.Text(f"There is no page at {pathname}."), dcc.Link("Back to runs", href=href())],
+        title="Not found",
+        color="yellow",
+    )
+
+
+def _register_routing(app: dash.Dash, ctx: Ctx) -> None:
+    from dashboard.pages import files, launch, run, runs
 
     @app.callback(
         Output("page", "children"),
@@ -192,20 +216,14 @@ def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
             return runs.layout(ctx), {"path": "/ws/runs", "kind": "runs"}
         if parts == ["launch"]:
             return launch.layout(ctx, search or ""), None
+        if parts == ["files"]:
+            return files.layout(ctx), None
         if len(parts) == 2 and parts[0] == "runs":
             return run.layout(ctx, parts[1])
-        return (
-            dmc.Alert(
-                [
-                    dmc.Text(f"There is no page at {pathname}."),
-                    dcc.Link("Back to runs", href=href()),
-                ],
-                title="Not found",
-                color="yellow",
-            ),
-            None,
-        )
+        return not_found(pathname), None
 
+
+def _register_feed(app: dash.Dash) -> None:
     # The WebSocket follows the page: a clientside callback builds the absolute ws:// URL with
     # the stored token, and snakedeck.js reconnects (with after_seq catch-up) on its own.
     app.clientside_callback(
@@ -219,6 +237,8 @@ def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
         dash.ClientsideFunction("snakedeck", "onState"),
         Output("conn-badge", "children"),
         Output("conn-badge", "color"),
+        Output("conn-badge", "style"),
+        Output("conn-tip", "label"),
         Input("ws", "state"),
         State("token-required", "data"),
     )
@@ -228,6 +248,29 @@ def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
         Input("dark-switch", "checked"),
     )
 
+    @app.callback(
+        Output("feed-path", "data", allow_duplicate=True),
+        Input("token", "data"),
+        State("feed-path", "data"),
+        prevent_initial_call=True,
+    )
+    def reconnect_with_new_token(_token: Any, feed: Any) -> Any:
+        """A new token: connect again with it."""
+        if not feed:
+            raise dash.exceptions.PreventUpdate
+        return {**feed, "nonce": (feed.get("nonce") or 0) + 1}
+
+    # A page without a feed still says whether the server wants a token this browser lacks.
+    app.clientside_callback(
+        dash.ClientsideFunction("snakedeck", "tokenChanged"),
+        Output("token-sink", "data"),
+        Input("token", "data"),
+        State("token-required", "data"),
+        prevent_initial_call=True,
+    )
+
+
+def _register_token(app: dash.Dash, ctx: Ctx) -> None:
     @app.callback(
         Output("token-modal", "opened"),
         Output("token-input", "value"),
@@ -261,26 +304,6 @@ def _register_shell(app: dash.Dash, ctx: Ctx) -> None:
             return None, None, "Forgotten.", "dimmed", False
         token = (token or "").strip() or None
         user = (user or "").strip()[:128] or None
-        if ctx.token_required and not ctx.authorized(token):
+        if ctx.token_required and not ctx.authorized(token, Role.READ):
             return dash.no_update, dash.no_update, "This token is not valid here.", "red", True
         return token, user, "Saved.", "teal", False
-
-    @app.callback(
-        Output("feed-path", "data", allow_duplicate=True),
-        Input("token", "data"),
-        State("feed-path", "data"),
-        prevent_initial_call=True,
-    )
-    def reconnect_with_new_token(_token: Any, feed: Any) -> Any:
-        if not feed:
-            raise dash.exceptions.PreventUpdate
-        return {**feed, "nonce": (feed.get("nonce") or 0) + 1}
-
-
-def service_error_text(exc: Exception) -> str:
-    """The message of a service error as a user reads it."""
-    detail = getattr(exc, "detail", None) or str(exc)
-    errors = getattr(exc, "errors", None) or []
-    if errors and len(errors) > 1:
-        return detail
-    return str(detail)

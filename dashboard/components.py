@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dash_mantine_components as dmc
 
-from dashboard.theme import job_state_color, progress_fractions, run_state_color
+from dashboard import progress
+from dashboard.theme import job_state_color, job_state_label, run_state_color, run_state_label
+from snakedeck.states import JobState
 
 
 def state_badge(state: str | None, **kwargs: Any) -> dmc.Badge:
-    state = state or "UNKNOWN"
     return dmc.Badge(
-        state.replace("_", " "),
+        run_state_label(state),
         color=run_state_color(state),
         variant="light",
         **{"size": "md", **kwargs},
@@ -20,80 +22,85 @@ def state_badge(state: str | None, **kwargs: Any) -> dmc.Badge:
 
 
 def job_badge(state: str | None) -> dmc.Badge:
-    return dmc.Badge(state or "pending", color=job_state_color(state), variant="light")
+    return dmc.Badge(job_state_label(state), color=job_state_color(state), variant="light")
 
 
-def progress_bar(progress: dict[str, Any] | None, *, size: str = "lg", **kwargs: Any) -> Any:
-    """Stacked sections: done (green), failed (red), cancelled (orange), running (blue)."""
-    f = progress_fractions(progress)
-    sections = []
-    for key in ("done", "failed", "cancelled", "running"):
-        if f[key] > 0:
-            sections.append(
-                dmc.ProgressSection(
-                    value=f[key],
-                    color=job_state_color(key),
-                    animated=key == "running",
-                    striped=key == "running",
-                )
-            )
+def progress_bar(counts: progress.Counts | None, *, size: str = "lg", **kwargs: Any) -> Any:
+    """Stacked sections, one per outcome (done, failed, cancelled, not run), then running."""
+    f = progress.fractions(counts)
+    sections = [
+        dmc.ProgressSection(
+            value=f[state],
+            color=job_state_color(state),
+            animated=state == JobState.RUNNING,
+            striped=state == JobState.RUNNING,
+            **{"data-state": state.value},
+        )
+        for state in (*progress.BAR_STATES, JobState.RUNNING)
+        if f[state] > 0
+    ]
     return dmc.ProgressRoot(sections, size=size, **kwargs)
 
 
-def progress_text(progress: dict[str, Any] | None) -> str:
-    p = progress or {}
-    total = int(p.get("total") or 0)
-    done = int(p.get("done") or 0)
-    pct = progress_fractions(p)["overall"]
-    parts = [f"{done} / {total} jobs done", f"{pct:.0f}%"]
-    if p.get("failed"):
-        parts.append(f"{p['failed']} failed")
-    if p.get("running"):
-        parts.append(f"{p['running']} running")
-    return " · ".join(parts)
+def progress_words(counts: progress.Counts | None, *, size: str = "sm", **kwargs: Any) -> Any:
+    """``4 of 14 jobs done (28%) · 1 failed · 9 not run``, each outcome in its state's colour."""
+    pieces: list[Any] = [dmc.Text(progress.done_text(counts), span=True, inherit=True)]
+    for state, text in progress.outcome_parts(counts):
+        pieces.append(dmc.Text(" · ", span=True, inherit=True, c="dimmed"))
+        pieces.append(
+            dmc.Text(
+                text,
+                span=True,
+                inherit=True,
+                c=job_state_color(state) if state != JobState.PENDING else "dimmed",
+                className=f"sd-count-{state.value}",
+            )
+        )
+    return dmc.Text(pieces, size=size, **kwargs)
 
 
-def tag_badges(tags: dict[str, Any] | None) -> list[Any]:
+def tag_badges(tags: Mapping[str, Any] | None) -> list[Any]:
     return [
         dmc.Badge(f"{k}={v}" if v else k, variant="outline", color="gray", size="sm", tt="none")
         for k, v in sorted((tags or {}).items())
     ]
 
 
-def rule_progress(rule_counts: dict[str, dict[str, Any]] | None) -> Any:
-    """One row per rule: name, a stacked bar and the counts per state."""
-    rows = []
-    for rule, counts in sorted((rule_counts or {}).items()):
-        total = int(counts.get("total") or 0)
-        rows.append(
-            dmc.Stack(
-                [
-                    dmc.Group(
-                        [
-                            dmc.Text(rule, className="sd-rule-name", fw=600),
-                            dmc.Group(
-                                [
-                                    dmc.Text(
-                                        f"{counts.get(s, 0)} {s}",
-                                        size="xs",
-                                        c=job_state_color(s) if counts.get(s) else "dimmed",
-                                    )
-                                    for s in ("pending", "running", "done", "failed", "cancelled")
-                                    if counts.get(s) or s in ("done", "pending")
-                                ]
-                                + [dmc.Text(f"of {total}", size="xs", c="dimmed")],
-                                gap=8,
-                            ),
-                        ],
-                        justify="space-between",
-                        wrap="nowrap",
-                    ),
-                    progress_bar(counts, size="md"),
-                ],
-                gap=4,
-                id={"type": "rule-row", "rule": rule},
-            )
+def rule_row(rule: str, counts: progress.Counts) -> Any:
+    """One rule: its name, ``2 of 3 done · 1 failed`` and a stacked bar."""
+    parts: list[Any] = [
+        dmc.Text(
+            f"{progress.count(counts, JobState.DONE)} of {progress.total(counts)} done",
+            size="xs",
+            c=job_state_color(JobState.DONE) if progress.count(counts, JobState.DONE) else "dimmed",
         )
+    ]
+    parts += [
+        dmc.Text(text, size="xs", c=job_state_color(state))
+        for state, text in progress.outcome_parts(counts)
+    ]
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.Text(rule, className="sd-rule-name", fw=600),
+                    dmc.Group(parts, gap=8, justify="flex-end"),
+                ],
+                justify="space-between",
+                wrap="nowrap",
+                align="flex-start",
+            ),
+            progress_bar(counts, size="md"),
+        ],
+        gap=4,
+        id={"type": "rule-row", "rule": rule},
+        className="sd-rule-row",
+    )
+
+
+def rule_progress(rules: Iterable[str], rule_counts: Mapping[str, progress.Counts] | None) -> Any:
+    """One row per rule, in the order given (pipeline order)."""
+    rows = [rule_row(rule, (rule_counts or {}).get(rule) or {}) for rule in rules]
     if not rows:
         return dmc.Text("No jobs planned yet.", c="dimmed", size="sm")
     return dmc.Stack(rows, gap="sm")

@@ -8,14 +8,18 @@ import dash
 import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html
 
-from dashboard.components import progress_bar, progress_text, state_badge, tag_badges
-from dashboard.theme import RUN_STATES, format_duration, format_when, run_duration
+from dashboard import page_cursor
+from dashboard.components import progress_bar, progress_words, state_badge, tag_badges
+from dashboard.context import Ctx
+from dashboard.formatting import format_duration, format_when, run_duration
+from dashboard.theme import run_state_label
 from snakedeck.service import ServiceError
+from snakedeck.states import RunState
 
 PAGE_SIZE = 25
 
 
-def layout(ctx: Any) -> Any:
+def layout(ctx: Ctx) -> Any:
     try:
         workflows = [w["name"] for w in ctx.service.list_workflows()]
     except ServiceError:
@@ -32,7 +36,7 @@ def layout(ctx: Any) -> Any:
             dmc.Select(
                 id="runs-state",
                 placeholder="Any state",
-                data=[{"value": s, "label": s.replace("_", " ")} for s in RUN_STATES],
+                data=[{"value": s.value, "label": run_state_label(s)} for s in RunState],
                 clearable=True,
                 w=170,
             ),
@@ -44,6 +48,7 @@ def layout(ctx: Any) -> Any:
                 w=170,
             ),
             dmc.TextInput(id="runs-tag", placeholder="tag or tag=value", debounce=300, w=170),
+            dmc.TextInput(id="runs-user", placeholder="submitted by", debounce=300, w=150),
         ],
         gap="sm",
     )
@@ -58,7 +63,7 @@ def layout(ctx: Any) -> Any:
             ),
             filters,
             dcc.Store(id="runs-live"),
-            dcc.Store(id="runs-cursor", data={"tokens": [None], "index": 0}),
+            dcc.Store(id="runs-cursor", data=page_cursor.first()),
             dcc.Store(id="runs-next-token"),
             dmc.Paper(html.Div(id="runs-table"), withBorder=True, p=0, radius="md"),
             dmc.Group(
@@ -122,7 +127,7 @@ def run_rows(runs: list[dict[str, Any]]) -> Any:
                         dmc.Stack(
                             [
                                 progress_bar(p, size="sm"),
-                                dmc.Text(progress_text(p), size="xs", c="dimmed"),
+                                progress_words(p, size="xs", c="dimmed"),
                             ],
                             gap=2,
                         ),
@@ -149,33 +154,37 @@ def run_rows(runs: list[dict[str, Any]]) -> Any:
     )
 
 
-def register(app: dash.Dash, ctx: Any) -> None:
+def register(app: dash.Dash, ctx: Ctx) -> None:
+    _register_paging(app)
+    _register_table(app, ctx)
+
+
+def _register_paging(app: dash.Dash) -> None:
     @app.callback(
         Output("runs-cursor", "data"),
         Input("runs-q", "value"),
         Input("runs-state", "value"),
         Input("runs-workflow", "value"),
         Input("runs-tag", "value"),
+        Input("runs-user", "value"),
         Input("runs-prev", "n_clicks"),
         Input("runs-next", "n_clicks"),
         State("runs-cursor", "data"),
         State("runs-next-token", "data"),
         prevent_initial_call=True,
     )
-    def move(_q, _s, _w, _t, _p, _n, cursor, nxt):  # type: ignore[no-untyped-def]
-        cursor = cursor or {"tokens": [None], "index": 0}
-        trigger = dash.ctx.triggered_id
-        if trigger in ("runs-prev", "runs-next") and not (_p if trigger == "runs-prev" else _n):
+    def move(*values: Any) -> page_cursor.Cursor:
+        *_filters, prev, nxt, cursor, next_token = values
+        step = {"runs-prev": "prev", "runs-next": "next"}.get(str(dash.ctx.triggered_id), "")
+        if step and not (prev if step == "prev" else nxt):
+            raise dash.exceptions.PreventUpdate  # the button mounted; nobody clicked
+        moved = page_cursor.moved(cursor, step, next_token)
+        if moved is None:
             raise dash.exceptions.PreventUpdate
-        if trigger == "runs-prev":
-            return {**cursor, "index": max(0, cursor["index"] - 1)}
-        if trigger == "runs-next":
-            if not nxt:
-                raise dash.exceptions.PreventUpdate
-            tokens = [*cursor["tokens"][: cursor["index"] + 1], nxt]
-            return {"tokens": tokens, "index": cursor["index"] + 1}
-        return {"tokens": [None], "index": 0}  # a filter changed: back to the first page
+        return moved
 
+
+def _register_table(app: dash.Dash, ctx: Ctx) -> None:
     @app.callback(
         Output("runs-table", "children"),
         Output("runs-count", "children"),
@@ -188,29 +197,35 @@ def register(app: dash.Dash, ctx: Any) -> None:
         State("runs-state", "value"),
         State("runs-workflow", "value"),
         State("runs-tag", "value"),
+        State("runs-user", "value"),
     )
-    def render(cursor, _live, q, state, workflow, tag):  # type: ignore[no-untyped-def]
-        cursor = cursor or {"tokens": [None], "index": 0}
-        token = cursor["tokens"][cursor["index"]]
+    def render(
+        cursor: Any,
+        _live: Any,
+        q: str | None,
+        state: str | None,
+        workflow: str | None,
+        tag: str | None,
+        user: str | None,
+    ) -> tuple:
         try:
             page = ctx.service.list_runs(
                 state=state or None,
                 workflow=workflow or None,
                 tag=(tag or "").strip() or None,
                 q=(q or "").strip() or None,
+                user=(user or "").strip() or None,
                 page_size=PAGE_SIZE,
-                page_token=token,
+                page_token=page_cursor.token(cursor),
             )
         except ServiceError as exc:
             alert = dmc.Alert(exc.detail, title="Could not list runs", color="red")
             return alert, "", True, True, None
-        start = cursor["index"] * PAGE_SIZE
-        shown = len(page["runs"])
-        count = f"{start + 1}-{start + shown} of {page['total']} runs" if shown else "0 runs"
+        count = page_cursor.count_text(cursor, PAGE_SIZE, len(page["runs"]), page["total"], "runs")
         return (
             run_rows(page["runs"]),
             count,
-            cursor["index"] == 0,
+            page_cursor.valid(cursor)["index"] == 0,
             not page["next_page_token"],
             page["next_page_token"],
         )
