@@ -199,15 +199,20 @@ class ArtefactShipper:
                     self._ship_outputs()
                     self._backoff.reset()
                 except StoreError as exc:
-                    delay = self._backoff.delay()
-                    self._store_down_until = time.monotonic() + delay
-                    log.warning(
-                        "run %s: the store is unavailable (%s); shipping again in %.0f s",
-                        self.run_id, exc, delay,
-                    )  # fmt: skip
+                    self._store_failed(exc)
 
     def _store_ok(self) -> bool:
         return time.monotonic() >= self._store_down_until
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """Every store call after a failure waits out the back-off: each one would otherwise
+        spend the store's full timeout, and a run's last round has one per ended job."""
+        delay = self._backoff.delay()
+        self._store_down_until = time.monotonic() + delay
+        log.warning(
+            "run %s: the store is unavailable (%s); shipping again in %.0f s",
+            self.run_id, exc, delay,
+        )  # fmt: skip
 
     def finish_attempt(self, deadline: float) -> None:
         """Snakemake has exited: a last read of everything, every failure emitted, every
@@ -296,8 +301,9 @@ class ArtefactShipper:
             return
         try:
             self._publish(self._ship_tail(tail, final=True))
-        except StoreError:
-            return  # the round's next store call meets it again and backs off
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
         if not tail.pending():
             self._tails.pop(key, None)
 
