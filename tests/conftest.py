@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from snakedeck.settings import Settings
+from tests.support import figures
 from tests.support.services import (
     AMQP_URL,
     MongoWireServer,
@@ -78,3 +79,28 @@ def settings_factory(tmp_path: Path, namespace: str, request: pytest.FixtureRequ
         return Settings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controlling process (or the only one)
+        figures.open_table()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not hasattr(terminalreporter.config, "workerinput"):
+        figures.print_table(terminalreporter)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest suites first (faults, slow, browser): pytest-xdist hands test files out in
+    this order, so the long ones run beside each other and the short ones fill the gaps,
+    instead of all waiting for the last long file. Stable, so every process sorts alike."""
+
+    def weight(item: pytest.Item) -> int:
+        for rank, mark in enumerate(("faults", "slow", "browser")):
+            if item.get_closest_marker(mark):
+                return rank
+        return 3
+
+    items.sort(key=weight)

@@ -15,10 +15,11 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from snakedeck import envelope
 from snakedeck.envelope import now_iso
 from snakedeck.settings import Settings
 from snakedeck.store import open_store
-from tests.support.events import SyntheticRun
+from tests.support.events import SyntheticRun, persist
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -93,7 +94,44 @@ def seed_run(settings: Settings, run: SyntheticRun, **fields: Any) -> None:
         store.create_run(doc)
         batch = 2000
         for i in range(0, len(run.events), batch):
-            store.persist(run.events[i : i + batch])
+            persist(store, run.events[i : i + batch])
+    finally:
+        store.close()
+
+
+SYNTHETIC_RULEGRAPH = {
+    "nodes": [{"rule": "all"}, {"rule": "merge"}, {"rule": "align"}, {"rule": "fetch"}],
+    "links": [
+        {"source": 3, "target": 2},
+        {"source": 2, "target": 1},
+        {"source": 1, "target": 0},
+    ],
+}
+"""The rule graph of tests/support/events.py's workflow: fetch → align → merge → all."""
+
+
+def with_rulegraph(run: SyntheticRun) -> SyntheticRun:
+    """The run with the ``rulegraph`` event the Snakemake plugin sends (appended last)."""
+    event = envelope.make(
+        run.run_id,
+        "rulegraph",
+        data={"rulegraph": SYNTHETIC_RULEGRAPH},
+        ts=run.events[-1]["ts"],
+        seq=len(run.events) + 1,
+    )
+    run.events.append(event)
+    return run
+
+
+def seed_hand_run(settings: Settings, run: SyntheticRun, events: int, workflow: str) -> None:
+    """The first ``events`` events of a Snakemake started by hand and watched by snakedeck: no
+    submit, no registered workflow; its first ``run_state`` registers the run."""
+    first, *rest = run.events[:events]
+    first = {**first, "data": {**first["data"], "hand_run": True, "workflow": workflow}}
+    store = open_store(settings)
+    try:
+        result = store.persist([first, *rest])  # type: ignore[list-item]
+        assert not result.unknown_runs
     finally:
         store.close()
 
@@ -110,3 +148,57 @@ def wait_grid_rows(driver: webdriver.Chrome, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the job table showed no rows")
         time.sleep(0.02)
+
+
+DUPLICATE_IDS_JS = """
+const seen = new Set(); const twice = new Set();
+for (const el of document.querySelectorAll('[id]')) {
+  if (seen.has(el.id)) twice.add(el.id);
+  seen.add(el.id);
+}
+return Array.from(twice);
+"""
+
+
+def duplicate_ids(driver: webdriver.Chrome) -> list[str]:
+    """Every ``id`` attribute that more than one element of the page carries."""
+    return list(driver.execute_script(DUPLICATE_IDS_JS))
+
+
+RULE_GRAPH_JS = """
+const box = document.getElementById('rule-graph');
+const cy = box && box._cyreg && box._cyreg.cy;
+if (!cy) return null;
+const font = parseFloat(cy.nodes()[0].style('font-size'));
+return {
+  font_px: font * cy.zoom(), width: cy.width(), height: cy.height(),
+  nodes: cy.nodes().map(n => ({id: n.id(), box: n.renderedBoundingBox(), y: n.position('y')})),
+};
+"""
+
+
+def rule_graph_geometry(driver: webdriver.Chrome) -> dict[str, Any] | None:
+    """The label size as drawn (font size times zoom) and each node's box, in screen pixels."""
+    return driver.execute_script(RULE_GRAPH_JS)
+
+
+def drop_file(driver: webdriver.Chrome, zone_css: str, path: Path) -> None:
+    """Give a ``dcc.Upload`` a file as a drop or the file dialog would (its hidden input)."""
+    field = wait_for(
+        driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"{zone_css} input[type=file]"), 30
+    )[0]
+    field.send_keys(str(path))
+
+
+def dict_id_css(kind: str, **keys: str) -> str:
+    """A CSS selector for a Dash pattern-matching id (rendered as JSON in the ``id``)."""
+    parts = [f'[id*=\'"type":"{kind}"\']'] + [f'[id*=\'"{k}":"{v}"\']' for k, v in keys.items()]
+    return "".join(parts)
+
+
+def open_tab(driver: webdriver.Chrome, label: str) -> None:
+    """Click the tab (or button) labelled ``label`` as a user would, after bringing it to the
+    middle of the window: scrolled to the top edge it sits under the page's fixed header."""
+    tab = driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", tab)
+    tab.click()

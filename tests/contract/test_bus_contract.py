@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+import pika
 import pytest
 
 from snakedeck.bus import Bus, BusError, Delivery, Outgoing, Subscription, open_bus
 from snakedeck.bus.amqp import AmqpBus
 from snakedeck.bus.local import LocalBus
-from snakedeck.settings import Settings
+from snakedeck.settings import Settings, SettingsError
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 
@@ -28,10 +29,12 @@ def ready(sub: Subscription) -> Subscription:
 def make_bus(kind: str, namespace: str, request: pytest.FixtureRequest) -> Bus:
     if kind == "amqp":
         return AmqpBus(request.getfixturevalue("amqp_url"), namespace)
+    if kind == "amqp-quorum":  # production's setting for a RabbitMQ cluster
+        return AmqpBus(request.getfixturevalue("amqp_url"), namespace, queue_type="quorum")
     return LocalBus(namespace)
 
 
-@pytest.fixture(params=["local", "amqp"])
+@pytest.fixture(params=["local", "amqp", "amqp-quorum"])
 def bus_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -178,12 +181,16 @@ def test_unsettled_deliveries_return_to_the_queue_on_stop(bus: Bus) -> None:
     assert all(d.redelivered for d in second.deliveries)
 
 
-def test_dead_letter_lands_in_dead_letters_and_stays_there(bus: Bus) -> None:
+def dead_letter_all(reason: str) -> Callable[[Delivery], None]:
+    return lambda d: d.dead_letter(reason)
+
+
+def test_dead_letter_lands_in_dead_letters_with_its_reason_and_stays_there(bus: Bus) -> None:
     bus.publish_events(events(2))
 
     def settle(d: Delivery) -> None:
         if d.message_id == "r1:2":
-            d.dead_letter()
+            d.dead_letter("seq 2 is poison")
         else:
             d.ack()
 
@@ -194,7 +201,10 @@ def test_dead_letter_lands_in_dead_letters_and_stays_there(bus: Bus) -> None:
     finally:
         sub.stop()
     dead = bus.dead_letters()
-    assert b'"seq":2' in dead[0]
+    assert b'"seq":2' in dead[0].body
+    assert dead[0].reason == "seq 2 is poison"
+    assert dead[0].queue == "persist" and dead[0].routing_key == "run.r1.log"
+    assert dead[0].message_id == "r1:2" and dead[0].dead_at.endswith("Z")
     assert bus.dead_letters() == dead  # reading does not remove
     assert bus.queue_depth(bus.topology.dead) == 1
     assert bus.queue_depth(bus.topology.persist) == 0
@@ -202,23 +212,70 @@ def test_dead_letter_lands_in_dead_letters_and_stays_there(bus: Bus) -> None:
 
 def test_runs_dead_letter_too(bus: Bus) -> None:
     bus.submit_run({"run_id": "bad"})
-    sub = bus.consume_runs(Collector(Delivery.dead_letter), prefetch=1)
+    sub = bus.consume_runs(Collector(dead_letter_all("bad command")), prefetch=1)
     try:
         assert wait_for(lambda: len(bus.dead_letters()) == 1)
     finally:
         sub.stop()
-    assert b'"run_id":"bad"' in bus.dead_letters()[0]
+    (letter,) = bus.dead_letters()
+    assert b'"run_id":"bad"' in letter.body and letter.queue == "runs"
+
+
+def test_an_auto_acknowledged_fanout_files_a_copy(bus: Bus) -> None:
+    sub = bus.consume_control(Collector(dead_letter_all("unknown command")))
+    try:
+        assert sub.wait_ready(10)
+        bus.send_control({"action": "explode"})
+        assert wait_for(lambda: len(bus.dead_letters()) == 1)
+    finally:
+        sub.stop()
+    (letter,) = bus.dead_letters()
+    assert letter.queue == "control" and letter.reason == "unknown command"
 
 
 def test_dead_letters_respects_limit(bus: Bus) -> None:
     bus.publish_events(events(5))
-    sub = bus.consume_persist(Collector(Delivery.dead_letter), batch_size=10, max_wait=0.05)
+    sub = bus.consume_persist(Collector(dead_letter_all("no")), batch_size=10, max_wait=0.05)
     try:
         assert wait_for(lambda: bus.queue_depth(bus.topology.dead) == 5)
     finally:
         sub.stop()
     assert len(bus.dead_letters(limit=3)) == 3
     assert len(bus.dead_letters()) == 5
+
+
+def test_replay_sends_dead_letters_back_where_they_came_from_and_purge_empties(bus: Bus) -> None:
+    bus.publish_events(events(3))
+    bus.submit_run({"run_id": "r9", "workflow": "demo"})
+    subs = [
+        bus.consume_persist(Collector(dead_letter_all("store bug")), batch_size=10, max_wait=0.05),
+        bus.consume_runs(Collector(dead_letter_all("runner bug")), prefetch=1),
+    ]
+    try:
+        assert wait_for(lambda: bus.queue_depth(bus.topology.dead) == 4)
+    finally:
+        for sub in subs:
+            sub.stop()
+    assert bus.replay_dead_letters(limit=2) == 2
+    assert bus.replay_dead_letters() == 2
+    assert bus.queue_depth(bus.topology.dead) == 0
+    assert wait_for(lambda: bus.queue_depth(bus.topology.persist) == 3)
+    assert wait_for(lambda: bus.queue_depth(bus.topology.runs) == 1)
+    again = Collector()
+    sub = bus.consume_persist(again, batch_size=10, max_wait=0.05)
+    try:
+        assert wait_for(lambda: len(again.deliveries) == 3)
+    finally:
+        sub.stop()
+    assert sorted(d.message_id for d in again.deliveries) == ["r1:1", "r1:2", "r1:3"]
+    assert {d.routing_key for d in again.deliveries} == {"run.r1.log"}
+    sub = bus.consume_runs(Collector(dead_letter_all("again")), prefetch=1)
+    try:
+        assert wait_for(lambda: bus.queue_depth(bus.topology.dead) == 1)
+    finally:
+        sub.stop()
+    assert bus.purge_dead_letters() == 1
+    assert bus.dead_letters() == []
 
 
 def test_updates_fan_out_to_every_subscriber(bus: Bus) -> None:
@@ -261,6 +318,50 @@ def test_control_commands_reach_every_runner(bus: Bus) -> None:
             s.stop()
     assert a.deliveries[0].json() == {"action": "cancel", "run_id": "r9"}
     assert b.deliveries[0].json() == {"action": "cancel", "run_id": "r9"}
+
+
+def test_a_runner_command_waits_for_its_runner_and_reaches_no_other(bus: Bus) -> None:
+    """Resume goes to the runner holding the run's directory: the command is kept while that
+    runner is away, and another runner's queue never sees it."""
+    bus.send_to_runner("host-a-1f2e", {"action": "resume", "run_id": "r1", "attempt": 2})
+    bus.send_to_runner("host-a-1f2e", {"action": "resume", "run_id": "r2", "attempt": 3})
+    assert wait_for(lambda: bus.queue_depth(bus.topology.runner("host-a-1f2e")) == 2)
+    a, other = Collector(), Collector()
+    subs = [
+        ready(bus.consume_runner("host-b-0000", other, prefetch=1)),
+        ready(bus.consume_runner("host-a-1f2e", a, prefetch=1)),
+    ]
+    try:
+        assert wait_for(lambda: len(a.deliveries) == 2)
+        time.sleep(0.3)
+    finally:
+        for sub in subs:
+            sub.stop()
+    assert [d.json()["run_id"] for d in a.deliveries] == ["r1", "r2"]
+    assert all(len(batch) == 1 for batch in a.batches)
+    assert other.deliveries == []
+    with pytest.raises(BusError):
+        bus.send_to_runner("../x", {})
+
+
+def test_a_dead_lettered_runner_command_replays_to_its_runner(bus: Bus) -> None:
+    bus.send_to_runner("host-a", {"action": "resume", "run_id": "r1", "attempt": 2})
+    refused = Collector(settle=dead_letter_all("not now"))
+    sub = ready(bus.consume_runner("host-a", refused, prefetch=1))
+    try:
+        assert wait_for(lambda: len(bus.dead_letters()) == 1)
+    finally:
+        sub.stop()
+    letter = bus.dead_letters()[0]
+    assert (letter.queue, letter.reason) == ("runner", "not now")
+    assert bus.replay_dead_letters() == 1
+    got = Collector()
+    sub = ready(bus.consume_runner("host-a", got, prefetch=1))
+    try:
+        assert wait_for(lambda: len(got.deliveries) == 1)
+    finally:
+        sub.stop()
+    assert got.deliveries[0].json()["run_id"] == "r1"
 
 
 def test_runs_prefetch_limits_unsettled_deliveries(bus: Bus) -> None:
@@ -410,3 +511,37 @@ def test_amqp_consumers_and_publishers_come_back_after_an_outage(
         direct.delete_topology()
         direct.close()
     assert [d.json()["seq"] for d in persisted.deliveries] == [1, 2]
+
+
+def test_quorum_setting_declares_runs_and_persist_as_quorum_queues(
+    amqp_url: str, namespace: str
+) -> None:
+    """With ``SNAKEDECK_QUEUE_TYPE=quorum`` the two work queues are quorum queues on the
+    broker: a classic declaration of the same names is refused as inequivalent, and the
+    queues are deleted again afterwards (the broker is shared)."""
+    quorum = open_bus(Settings(namespace=namespace, amqp_url=amqp_url, queue_type="quorum"))
+    classic = AmqpBus(amqp_url, namespace)
+    try:
+        quorum.declare()
+        quorum.publish_events(events(3))
+        assert quorum.queue_depth(quorum.topology.persist) == 3
+        with pytest.raises(BusError, match="x-queue-type"):
+            classic.declare()
+    finally:
+        classic.close()
+        quorum.delete_topology()  # type: ignore[attr-defined]
+        quorum.close()
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for queue in (quorum.topology.persist, quorum.topology.runs):
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+                conn.channel().queue_declare(queue, passive=True)
+    finally:
+        conn.close()
+
+
+def test_an_unknown_queue_type_is_refused(namespace: str) -> None:
+    with pytest.raises(BusError, match="queue type"):
+        AmqpBus("amqp://127.0.0.1/", namespace, queue_type="stream")
+    with pytest.raises(SettingsError, match="SNAKEDECK_QUEUE_TYPE"):
+        Settings.from_env({"SNAKEDECK_QUEUE_TYPE": "lazy"})

@@ -22,7 +22,7 @@ from snakedeck.store import (
     StoreError,
     open_store,
 )
-from tests.support.events import SyntheticRun, synthetic_run
+from tests.support.events import SyntheticRun, persist, synthetic_run
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def persist_in_batches(store: Store, events: Sequence[Envelope], rng: random.Ran
     i = 0
     while i < len(events):
         n = rng.randint(1, 12)
-        store.persist(events[i : i + n])
+        persist(store, events[i : i + n])
         i += n
 
 
@@ -182,7 +182,7 @@ def test_a_page_token_not_issued_by_the_store_is_refused(some_runs: Store, token
 
 def test_a_jobs_token_is_refused_for_runs_and_for_another_sort(store: Store):
     run = synthetic_run("tok", samples=3)
-    store.persist(run.events)
+    persist(store, run.events)
     page = store.list_jobs("tok", JobFilter(), page_size=2)
     assert page.next_page_token
     with pytest.raises(BadPageToken):
@@ -214,9 +214,9 @@ def test_update_run_only_in_the_given_states(some_runs: Store):
 def test_a_field_set_by_update_run_survives_later_events(store: Store):
     run = synthetic_run("upd", samples=2)
     store.create_run(run_doc("upd", "2026-03-01T10:00:00.000Z", state="QUEUED"))
-    store.persist(run.events[:5])
+    persist(store, run.events[:5])
     assert store.update_run("upd", {"note": "rerun of r0", "tags": {"k": "v"}})
-    store.persist(run.events[5:])
+    persist(store, run.events[5:])
     doc = store.get_run("upd")
     assert doc["note"] == "rerun of r0" and doc["state"] == "COMPLETE"
     assert ids(store.list_runs(RunFilter(tag="k=v"))) == ["upd"]
@@ -228,7 +228,7 @@ def test_a_field_set_by_update_run_survives_later_events(store: Store):
 def test_persisting_a_whole_run_gives_the_finished_run_and_its_jobs(store: Store):
     run = synthetic_run("full", samples=5)
     store.create_run(run_doc("full", "2026-03-01T10:00:00.000Z", state="QUEUED"))
-    result = store.persist(run.events)
+    result = persist(store, run.events)
     assert [e["seq"] for e in result.events] == list(range(1, len(run.events) + 1))
     doc = store.get_run("full")
     assert doc["state"] == "COMPLETE"
@@ -236,7 +236,8 @@ def test_persisting_a_whole_run_gives_the_finished_run_and_its_jobs(store: Store
     assert doc["progress"]["done"] == doc["progress"]["total"] == run.total == 12
     assert doc["rule_counts"] == run.expected_rule_counts()
     assert doc["rule_counts"]["align"] == {
-        "pending": 0, "running": 0, "done": 5, "failed": 0, "cancelled": 0, "total": 5
+        "pending": 0, "running": 0, "done": 5, "failed": 0, "cancelled": 0, "not_run": 0,
+        "total": 5,
     }  # fmt: skip
     assert doc["last_seq"] == len(run.events)
     assert doc["started_at"] <= doc["finished_at"]
@@ -251,7 +252,7 @@ def test_persisting_a_whole_run_gives_the_finished_run_and_its_jobs(store: Store
 
 def test_a_failing_job_ends_failed_with_its_log_and_the_run_executor_error(store: Store):
     run = synthetic_run("bad", samples=4, fail_job=3)
-    store.persist(run.events)
+    persist(store, run.events)
     job = store.get_job("bad", "3")
     assert job["state"] == "failed"
     assert job["log"] == ["logs/fetch/S00002.log"]
@@ -274,20 +275,20 @@ def scenario(name: str) -> SyntheticRun:
 @pytest.mark.parametrize("kind", ["complete", "failed", "cancelled"])
 def test_replays_shuffles_and_batch_splits_give_identical_documents(store: Store, kind: str):
     reference = scenario(f"{kind}-ref")
-    store.persist(reference.events)
+    persist(store, reference.events)
     expected = final_docs(store, reference.run_id)
     run, jobs = expected
     assert run["state"] == reference.final_state
     assert {j["jobid"]: j["state"] for j in jobs} == {
-        jid: j.expected_state for jid, j in reference.jobs.items() if j.expected_state != "pending"
+        jid: j.expected_state for jid, j in reference.jobs.items() if j.expected_state != "not_run"
     }
 
     replays: dict[str, SyntheticRun] = {}
     # Everything twice, once in order and once backwards one event at a time.
     twice = replays["twice"] = scenario(f"{kind}-twice")
-    store.persist(twice.events)
+    persist(store, twice.events)
     for event in reversed(twice.events):
-        store.persist([event])
+        persist(store, [event])
     for seed in (1, 2, 3):
         shuffled = replays[f"seed{seed}"] = scenario(f"{kind}-seed{seed}")
         rng = random.Random(seed)
@@ -321,7 +322,7 @@ def test_a_cancel_leaves_running_jobs_cancelled_and_finished_jobs_done_in_any_or
 def test_concurrent_writers_of_one_run_lose_nothing(store: Store):
     """Several consumers (threads here) persisting one run while the API updates it."""
     reference = scenario("cancelled-ref")
-    store.persist(reference.events)
+    persist(store, reference.events)
     expected = final_docs(store, reference.run_id)
 
     run = scenario("cancelled-race")
@@ -360,8 +361,8 @@ def test_list_events_after_seq_and_limit_in_seq_order(store: Store):
     run = synthetic_run("ev", samples=2)
     events = list(run.events)
     random.Random(7).shuffle(events)
-    store.persist(events)
-    store.persist(events[:10])
+    persist(store, events)
+    persist(store, events[:10])
     got = store.list_events("ev", after_seq=5, limit=10)
     assert [e["seq"] for e in got] == list(range(6, 16))
     assert got[0] == run.events[5]
@@ -377,7 +378,7 @@ def test_list_events_after_seq_and_limit_in_seq_order(store: Store):
 
 @pytest.fixture
 def jobs_store(store: Store) -> Store:
-    store.persist(synthetic_run("jobs", samples=5, cancel_after=7, seed=3).events)
+    persist(store, synthetic_run("jobs", samples=5, cancel_after=7, seed=3).events)
     return store
 
 
@@ -462,3 +463,99 @@ def test_an_unreachable_mongodb_fails_with_an_error_naming_the_host(settings_fac
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:1"):
         store.ping()
     store.close()
+
+
+def resumed_run(run_id: str) -> list[Envelope]:
+    """Attempt 1: job 1 done, job 2 failed, job 3 running at the end, job 4 never started;
+    attempt 2 (a resume, seqs going on) runs 2, 3 and 4 and ends COMPLETE."""
+    from snakedeck import envelope
+
+    specs: list[tuple[str, dict[str, Any]]] = [
+        ("run_state", {"state": "INITIALIZING", "runner": "r-a"}),
+        ("run_state", {"state": "RUNNING"}),
+        ("run_info", {"stats": {"a": 4, "total": 4}}),
+        ("job_info", {"jobid": 1, "rule_name": "a"}),
+        ("job_info", {"jobid": 2, "rule_name": "a"}),
+        ("job_info", {"jobid": 3, "rule_name": "a"}),
+        ("job_finished", {"job_id": 1}),
+        ("job_error", {"jobid": 2, "rule_name": "a"}),
+        ("job_failure", {"jobid": 2, "message": "boom", "text": "Traceback…"}),
+        ("run_state", {"state": "EXECUTOR_ERROR"}),
+        ("run_state", {"state": "INITIALIZING", "attempt": 2, "runner": "r-a"}),
+        ("run_state", {"state": "RUNNING", "attempt": 2}),
+        ("run_info", {"stats": {"a": 3, "total": 3}}),
+        ("job_info", {"jobid": 2, "rule_name": "a"}),
+        ("job_info", {"jobid": 3, "rule_name": "a"}),
+        ("job_info", {"jobid": 4, "rule_name": "a"}),
+        ("job_finished", {"job_id": 2}),
+        ("job_finished", {"job_id": 3}),
+        ("job_finished", {"job_id": 4}),
+        ("run_state", {"state": "COMPLETE", "attempt": 2, "exit_code": 0}),
+    ]
+    events = []
+    for seq, (kind, data) in enumerate(specs, start=1):
+        source = "runner" if kind in envelope.RUNNER_TYPES else "snakemake"
+        events.append(
+            envelope.make(run_id, kind, data=data, source=source, seq=seq,
+                          ts=f"2026-03-02T09:00:{seq:02d}.000Z")
+        )  # fmt: skip
+    return events
+
+
+def test_a_resumed_run_comes_out_the_same_from_any_order(store: Store) -> None:
+    reference = resumed_run("res-ref")
+    persist(store, reference[:10])
+    after_first, first_jobs = final_docs(store, "res-ref")
+    assert after_first["state"] == "EXECUTOR_ERROR"
+    assert {j["jobid"]: j["state"] for j in first_jobs} == {
+        "1": "done", "2": "failed", "3": "cancelled",
+    }  # fmt: skip
+    assert after_first["progress"]["not_run"] == 1
+    assert first_jobs[1]["failure"]["message"] == "boom"
+    persist(store, reference[10:])
+    expected = final_docs(store, "res-ref")
+    run, jobs = expected
+    assert run["state"] == "COMPLETE" and run["attempt"] == 2
+    assert [a["state"] for a in run["attempts"]] == ["EXECUTOR_ERROR", "COMPLETE"]
+    assert {j["jobid"]: j["state"] for j in jobs} == {str(i): "done" for i in range(1, 5)}
+    assert run["progress"]["done"] == 4 and run["progress"]["total"] == 4
+    assert "failure" not in jobs[1] and jobs[1]["attempt"] == 2
+    assert run["rule_durations"]["a"]["count"] == 4
+    for seed in range(4):
+        run_id = f"res-{seed}"
+        events = resumed_run(run_id)
+        rng = random.Random(seed)
+        rng.shuffle(events)
+        persist_in_batches(store, events, rng)
+        persist_in_batches(store, events[: len(events) // 3], rng)  # a partial redelivery
+        assert final_docs(store, run_id) == expected, seed
+
+
+def test_the_mongo_store_writes_with_majority_and_retries_and_has_its_indexes(
+    settings_factory,
+) -> None:
+    """Production durability: every write acknowledged by a replica set's majority, retried
+    once across a failover, the indexes made at start-up; a URI's own choice wins."""
+    settings = settings_factory(backend="mongo", bus="local")
+    store = open_store(settings)
+    try:
+        client = store._client  # type: ignore[attr-defined]
+        assert client.write_concern.document == {"w": "majority"}
+        assert client.options.retry_writes is True and client.options.retry_reads is True
+        store.create_run(run_doc("r-durable", "2026-03-01T10:00:00.000Z"))  # w=majority taken
+        assert (store.get_run("r-durable") or {}).get("run_id") == "r-durable"
+        names = {ix["name"] for ix in store._db["jobs"].list_indexes()}  # type: ignore[attr-defined]
+        assert "duration" in names and "started_at" in names
+        names = {ix["name"] for ix in store._db["runs"].list_indexes()}  # type: ignore[attr-defined]
+        assert {"newest", "tags"} <= names
+    finally:
+        store.drop()
+        store.close()
+    sep = "&" if "?" in settings.mongo_uri else "?"
+    own = open_store(settings.with_(mongo_uri=f"{settings.mongo_uri}{sep}w=1&retryWrites=false"))
+    try:
+        assert own._client.write_concern.document == {"w": 1}  # type: ignore[attr-defined]
+        assert own._client.options.retry_writes is False  # type: ignore[attr-defined]
+    finally:
+        own.drop()
+        own.close()

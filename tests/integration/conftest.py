@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from consumer.service import Consumer
 from snakedeck.bus import Bus, open_bus
-from snakedeck.consumer import Consumer
 from snakedeck.settings import Settings
 from snakedeck.store import Store, open_store
 

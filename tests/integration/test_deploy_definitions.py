@@ -34,7 +34,16 @@ def test_definitions_match_the_declared_topology(amqp_url: str, namespace: str) 
             q["name"] for q in definitions["queues"]
         }
         t = bus.topology
-        assert declared == {t.events, t.updates, t.control, t.dlx, t.persist, t.runs, t.dead}
+        assert declared == {
+            t.events,
+            t.updates,
+            t.control,
+            t.dlx,
+            t.persist,
+            t.notify,
+            t.runs,
+            t.dead,
+        }
     finally:
         bus.delete_topology()
         bus.close()

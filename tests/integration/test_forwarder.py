@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from runner.forwarder import Forwarder, replay
-from runner.spool import Checkpoint, SpoolWriter, load_checkpoint
+from cli.replay import replay
 from snakedeck import envelope
 from snakedeck.bus import Delivery
 from snakedeck.bus.amqp import AmqpBus
 from snakedeck.bus.local import LocalBus
+from snakedeck.forwarder import Forwarder
 from snakedeck.settings import Settings
+from snakedeck.spool import Checkpoint, SpoolWriter, load_checkpoint
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 

@@ -23,7 +23,7 @@ from tests.support.tcp_proxy import TcpProxy
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
-# Every REST v1 operation DESIGN.md lists (files come later).
+# Every REST v1 operation DESIGN.md lists.
 OPERATIONS = {
     ("get", "/api/v1/workflows"),
     ("get", "/api/v1/workflows/{name}"),
@@ -34,8 +34,23 @@ OPERATIONS = {
     ("get", "/api/v1/runs/{run_id}/jobs/{jobid}"),
     ("get", "/api/v1/runs/{run_id}/jobs/{jobid}/log"),
     ("get", "/api/v1/runs/{run_id}/events"),
+    ("get", "/api/v1/runs/{run_id}/deliveries"),
     ("post", "/api/v1/runs/{run_id}/cancel"),
     ("post", "/api/v1/runs/{run_id}/rerun"),
+    ("post", "/api/v1/runs/{run_id}/resume"),
+    ("get", "/api/v1/runs/{run_id}/log"),
+    ("get", "/api/v1/runs/{run_id}/outputs"),
+    ("get", "/api/v1/runs/{run_id}/outputs/{path}"),
+    ("get", "/api/v1/runs/{run_id}/report"),
+    ("get", "/api/v1/dead-letters"),
+    ("post", "/api/v1/dead-letters/replay"),
+    ("delete", "/api/v1/dead-letters"),
+    ("post", "/api/v1/files"),
+    ("get", "/api/v1/files"),
+    ("get", "/api/v1/files/{file_id}"),
+    ("get", "/api/v1/files/{file_id}/content"),
+    ("delete", "/api/v1/files/{file_id}"),
+    ("get", "/api/v1/audit"),
 }
 
 
@@ -46,8 +61,17 @@ class Deployment:
         self.store = store
         self.url = gateway.url
 
-    def api(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return requests.request(method, f"{self.url}/api/v1{path}", timeout=30, **kw)
+    def api(
+        self, method: str, path: str, *, headers: dict | None = None, **kw: Any
+    ) -> requests.Response:
+        """A request with the admin token, unless ``headers`` says otherwise."""
+        return requests.request(
+            method,
+            f"{self.url}/api/v1{path}",
+            headers=AUTH if headers is None else headers,
+            timeout=30,
+            **kw,
+        )
 
     def snapshot(self) -> tuple[list[dict], int]:
         page = self.store.list_runs(RunFilter(), page_size=500)
@@ -149,10 +173,83 @@ BAD_REQUESTS = [
         "tags.a",
     ),
     ("unknown field", "POST", "/runs", {"json": {"workflow": "demo", "cfg": {}}}, 422, "cfg"),
+    (
+        "input that is a path",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "inputs": {"extra": "../../../etc/passwd"}}},
+        422,
+        "inputs.extra",
+    ),
+    (
+        "unknown input name",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "inputs": {"nope": "abcdefgh"}}},
+        422,
+        "inputs.nope",
+    ),
+    (
+        "unknown file id",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "inputs": {"extra": "abcdefgh"}}},
+        422,
+        "inputs.extra",
+    ),
+    (
+        "inputs as a list",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "inputs": ["abcdefgh"]}},
+        422,
+        "inputs",
+    ),
+    (
+        "unknown config file",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "config_file": "abcdefgh"}},
+        422,
+        "config_file",
+    ),
+    (
+        "notify target on a loopback address",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "notify": [{"url": "http://127.0.0.1:9/hook"}]}},
+        422,
+        "notify.0.url",
+    ),
+    (
+        "notify target of an unknown format",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "notify": [{"url": "https://a.example", "format": "x"}]}},
+        422,
+        "notify.0.format",
+    ),
+    (
+        "notify tag on a private address",
+        "POST",
+        "/runs",
+        {"json": {"workflow": "demo", "tags": {"snakedeck.notify": "http://10.0.0.1/h"}}},
+        422,
+        "tags.snakedeck.notify.0.url",
+    ),
     ("not JSON at all", "POST", "/runs", {"data": "workflow=demo"}, 415, None),
     ("unknown run", "GET", "/runs/nosuchrun", {}, 404, None),
     ("unknown run's jobs", "GET", "/runs/nosuchrun/jobs", {}, 404, None),
     ("unknown run's events", "GET", "/runs/nosuchrun/events", {}, 404, None),
+    ("unknown run's deliveries", "GET", "/runs/nosuchrun/deliveries", {}, 404, None),
+    (
+        "bad deliveries page token",
+        "GET",
+        "/runs/{run}/deliveries",
+        {"params": {"page_token": "bm90LWEtdG9rZW4"}},
+        422,
+        "page_token",
+    ),
     ("cancel unknown run", "POST", "/runs/nosuchrun/cancel", {}, 404, None),
     ("rerun unknown run", "POST", "/runs/nosuchrun/rerun", {}, 404, None),
     ("unknown workflow page", "GET", "/workflows/nope", {}, 404, None),
@@ -164,7 +261,7 @@ BAD_REQUESTS = [
         422,
         "page_token",
     ),
-    ("page too large", "GET", "/runs", {"params": {"page_size": 501}}, 422, "page_size"),
+    ("page too large", "GET", "/runs", {"params": {"page_size": 1001}}, 422, "page_size"),
     ("page size not a number", "GET", "/runs", {"params": {"page_size": "x"}}, 422, "page_size"),
     ("unknown state", "GET", "/runs", {"params": {"state": "DONE"}}, 422, "state"),
     (
@@ -200,14 +297,23 @@ def test_bad_input_is_a_problem_that_names_it_and_changes_nothing(
     assert deployment.snapshot() == before
 
 
+def test_a_runs_deliveries_are_read_like_the_run(deployment: Deployment) -> None:
+    run_id = deployment.api("POST", "/runs", json={"workflow": "demo"}).json()["run_id"]
+    assert_problem(deployment.api("GET", f"/runs/{run_id}/deliveries", headers={}), 401)
+    resp = deployment.api("GET", f"/runs/{run_id}/deliveries", params={"page_size": 5})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"targets": [], "deliveries": [], "next_page_token": None, "total": 0}
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}], ids=["none", "wrong"])
-def test_writes_need_a_valid_token_reads_do_not(deployment: Deployment, headers) -> None:
+def test_writes_and_reads_need_a_valid_token(deployment: Deployment, headers) -> None:
     before = deployment.snapshot()
     body = assert_problem(
         deployment.api("POST", "/runs", json={"workflow": "demo"}, headers=headers), 401
     )
     assert "token" in body["detail"]
     assert deployment.snapshot() == before
+    assert_problem(deployment.api("GET", "/runs", headers=headers), 401)
     assert deployment.api("GET", "/runs").status_code == 200
     import socketio
 
@@ -219,7 +325,7 @@ def test_writes_need_a_valid_token_reads_do_not(deployment: Deployment, headers)
     assert_problem(ws_resp, 401)
     # with the token, the socket connects
     ok = SocketIOFeed(deployment.url, token=TOKEN).connect()
-    assert ok.subscribe(all=True) == {"last_seq": None, "room": "runs"}
+    assert ok.subscribe(all=True) == {"last_seq": None}
     ok.close()
     ws = WebSocketFeed(deployment.url, f"/ws/runs?token={TOKEN}")
     ws.close()
@@ -258,11 +364,29 @@ def test_the_openapi_document_is_valid_and_lists_every_operation(deployment: Dep
     validate(spec)
     listed = {(m, p) for p, item in spec["paths"].items() for m in item}
     assert listed == OPERATIONS
+    assert spec["openapi"].startswith("3.1")
     submit = spec["paths"]["/api/v1/runs"]["post"]
-    schema_ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    schema = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
-    assert schema["required"] == ["workflow"]
-    assert set(schema["properties"]) == {"workflow", "config", "inputs", "tags"}
+    variants = submit["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    by_workflow = {}
+    for ref in variants:
+        schema = spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+        assert set(schema["properties"]) == {
+            "workflow",
+            "config",
+            "config_file",
+            "inputs",
+            "tags",
+            "notify",
+        }
+        (name,) = schema["properties"]["workflow"]["enum"]
+        by_workflow[name] = schema
+    assert "demo" in by_workflow
+    demo_config = by_workflow["demo"]["properties"]["config"]
+    assert demo_config["properties"]["samples"]["maximum"] == 500
+    assert demo_config["additionalProperties"] is False
+    upload = spec["paths"]["/api/v1/files"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"multipart/form-data", "application/json"}
+    assert upload["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
     ui = requests.get(deployment.url + "/apidocs/", timeout=30)
     assert ui.status_code == 200 and "swagger" in ui.text.lower()
 
@@ -270,7 +394,7 @@ def test_the_openapi_document_is_valid_and_lists_every_operation(deployment: Dep
 def test_probes_and_the_dashboard_redirect(deployment: Deployment) -> None:
     assert requests.get(deployment.url + "/healthz", timeout=10).json() == {"status": "ok"}
     ready = requests.get(deployment.url + "/readyz", timeout=10).json()
-    assert ready["checks"] == {"store": "ok", "bus": "ok"}
+    assert ready["checks"] == {"store": "ok", "bus": "ok", "updates": "ok"}
     home = requests.get(deployment.url + "/", timeout=10, allow_redirects=False)
     assert home.status_code == 302 and home.headers["Location"].endswith("/dashboard/")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from runner.forwarder import replay
-from snakedeck.consumer import Consumer
+from cli.replay import replay
+from consumer.service import Consumer
 from snakedeck.settings import Settings
 from snakedeck.store import JobFilter, Store
 from tests.support.waiting import wait_for
@@ -81,7 +81,7 @@ def test_hand_run_is_recorded_live(
     assert "every event delivered" in proc.stderr
     spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
     events = spooled(spool)
-    assert events[0]["data"] == {"state": "RUNNING", "workflow": "demo", "hand_run": True}
+    assert events[0]["data"] == {"state": "INITIALIZING", "workflow": "demo", "hand_run": True}
     assert events[-1]["data"] == {"state": "COMPLETE"}
     wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "events")
     assert_complete_run(store, run_id, len(events))
@@ -102,6 +102,7 @@ def test_hand_run_without_broker_leaves_the_spool_for_replay(
     run_id = spool.stem
     events = spooled(spool)
     assert [e["data"]["state"] for e in events if e["type"] == "run_state"] == [
+        "INITIALIZING",
         "RUNNING",
         "COMPLETE",
     ]

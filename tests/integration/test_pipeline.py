@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from runner.rundir import RunDir, run_dir
+from consumer.service import Consumer
+from runner import exit_status
 from runner.service import Runner
 from runner.supervisor import group_members
 from snakedeck import envelope, messages, projection
 from snakedeck.bus import Bus, Outgoing, open_bus
-from snakedeck.consumer import Consumer
+from snakedeck.rundir import RunDir, run_dir
 from snakedeck.settings import Settings
 from snakedeck.store import JobFilter, Store
 from snakedeck.workflows import WorkflowRegistry
@@ -40,13 +41,13 @@ def settings(settings_factory, store_backend: str) -> Settings:
 
 
 @pytest.fixture
-def start_runner(settings: Settings) -> Iterator[Callable[..., Runner]]:
+def start_runner(settings: Settings, store: Store) -> Iterator[Callable[..., Runner]]:
     started: list[tuple[Runner, Bus]] = []
 
     def start(runner_settings: Settings | None = None) -> Runner:
         s = runner_settings or settings
         b = open_bus(s)
-        r = Runner(s, b)
+        r = Runner(s, b, store)
         r.start()
         started.append((r, b))
         assert r.wait_ready(30), "the runner never connected"
@@ -69,7 +70,7 @@ def submit(store: Store, bus: Bus, run_id: str, config: dict[str, Any]) -> None:
     run = projection.new_run(run_id)
     run.update(workflow="demo", config=config, submitted_at=envelope.now_iso())
     store.create_run(run)
-    bus.submit_run({"run_id": run_id, "workflow": "demo", "config": config, "inputs": []})
+    bus.submit_run({"run_id": run_id, "workflow": "demo", "config": config, "inputs": {}})
 
 
 def new_run_id(tag: str) -> str:
@@ -318,32 +319,65 @@ def test_a_cancel_for_a_queued_run_ends_it_canceled_without_starting(
     assert all_jobs(store, run_id) == []
 
 
-def test_a_redelivered_command_of_an_interrupted_run_ends_system_error(
-    settings: Settings, store: Store, bus: Bus, consumer: Consumer, start_runner
-) -> None:
-    """A runner died mid-run: the spool is there, and so is its Snakemake's process group."""
-    run_id = new_run_id("crashed")
+def crashed_run(settings: Settings, store: Store, run_id: str, runner_id: str) -> RunDir:
+    """What a runner that died mid-run leaves: its claim in the store, its identity in the data
+    dir, a spool that says RUNNING."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "runner-0.id").write_text(runner_id + "\n")
+    run = projection.new_run(run_id)
+    run.update(workflow="demo", config={}, submitted_at=envelope.now_iso())
+    store.create_run(run)
+    claim = store.claim_run(run_id, runner_id, host="h", now=time.time())
     rd = run_dir(settings.runs_dir, run_id).create()
     with open(rd.spool, "w") as f:
         for state in ("INITIALIZING", "RUNNING"):
-            f.write(envelope.dumps(envelope.run_state(run_id, state)) + "\n")
-    leftover = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)", "snakemake",
-         "--logger-snakedeck-run-id", run_id],
-        start_new_session=True,
-    )  # fmt: skip
-    try:
+            event = envelope.run_state(run_id, state)
+            event["data"]["epoch"] = claim.claim.epoch
+            f.write(envelope.dumps(event) + "\n")
+        f.write(envelope.dumps(envelope.make(run_id, "workflow_started", data={})) + "\n")
+    return rd
+
+
+@pytest.mark.parametrize(
+    ("left", "state", "reason"),
+    [
+        ("running", "COMPLETE", ""),
+        ("finished", "COMPLETE", ""),
+        ("failed", "EXECUTOR_ERROR", "exited with code 3"),
+        ("nothing", "SYSTEM_ERROR", "left no exit status"),
+    ],
+)
+def test_a_restarted_runner_adopts_or_judges_what_its_crash_left(
+    settings: Settings, store: Store, consumer: Consumer, start_runner, left, state, reason
+) -> None:
+    """The runner died mid-run and starts again with the same identity: a Snakemake still
+    running is adopted until it ends; one that ended meanwhile gets the state its exit code
+    says; one that vanished without a status is a SYSTEM_ERROR. Never executed again."""
+    run_id = new_run_id(f"crash-{left}")
+    rd = crashed_run(settings, store, run_id, "crashed-runner")
+    leftover = None
+    if left == "running":  # still under its exit recorder, as the runner starts it
+        code = "import time; time.sleep(3)"
+        leftover = subprocess.Popen(
+            [sys.executable, "-m", "runner.exit_status", str(rd.exit_status), "--",
+             sys.executable, "-c", code, "snakemake", "--logger-snakedeck-run-id", run_id],
+            start_new_session=True, cwd=REPO,
+        )  # fmt: skip
         rd.pid.write_text(f"{leftover.pid}\n")
-        submit(store, bus, run_id, {"samples": 2})
-        start_runner()
-        run = wait_finished(store, rd)
-        assert run["state"] == "SYSTEM_ERROR"
-        assert run["state_reason"] == "runner restarted while the run was active"
-        leftover.wait(10)  # killed (its status may have been reaped by the runner already)
-        assert group_members(leftover.pid) == []
-        assert_gap_free(store, run_id, 3)
-        wait_for(lambda: bus.queue_depth("runs") == 0, 30, "the command to be acknowledged")
+    elif left in ("finished", "failed"):
+        exit_status.write(rd.exit_status, 0 if left == "finished" else 3)
+    try:
+        runner = start_runner()
+        assert runner.runner_id == "crashed-runner"
+        run = wait_finished(store, rd, timeout=60)
+        assert run["state"] == state, run
+        assert reason in run["state_reason"]
+        assert not (rd.work / "samples").exists()  # judged, never executed again
+        events = assert_gap_free(store, run_id, len(spool_events(rd)))
+        states = [e["data"]["state"] for e in events if e["type"] == "run_state"]
+        assert states == ["INITIALIZING", "RUNNING", state]  # an adopted one was also sampled
+        assert store.get_claim(run_id).finished  # kept, finished, once every event was out
     finally:
-        if leftover.poll() is None:
+        if leftover is not None and leftover.poll() is None:
             leftover.kill()
             leftover.wait()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from snakedeck import envelope
 from snakedeck.envelope import Envelope
@@ -35,8 +36,9 @@ class SyntheticJob:
     log: list[str]
     threads: int
     shellcmd: str
-    expected_state: str = "pending"
-    """What the store should say once every event of the run is persisted."""
+    expected_state: str = "not_run"
+    """What the store should say once every event of the run is persisted (``not_run``: the
+    run ended before it started, so it has no job document)."""
 
 
 @dataclass
@@ -63,7 +65,15 @@ class SyntheticRun:
         for job in self.jobs.values():
             by_state = counts.setdefault(
                 job.rule,
-                {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0, "total": 0},
+                {
+                    "pending": 0,
+                    "running": 0,
+                    "done": 0,
+                    "failed": 0,
+                    "cancelled": 0,
+                    "not_run": 0,
+                    "total": 0,
+                },
             )
             by_state[job.expected_state] += 1
             by_state["total"] += 1
@@ -293,3 +303,18 @@ def _job_error(job: SyntheticJob) -> dict:
         "indent": False,
         "shellcmd": job.shellcmd,
     }
+
+
+def register(store: Any, *runs: SyntheticRun | str) -> None:
+    """Create bare run documents, as a submit does before any event of its run arrives (the
+    store refuses events of runs that do not exist)."""
+    for run in runs:
+        run_id = run if isinstance(run, str) else run.run_id
+        if store.get_run(run_id) is None:
+            store.create_run({"run_id": run_id})
+
+
+def persist(store: Any, events: list[Envelope], **kwargs: Any) -> Any:
+    """``store.persist`` of events whose runs are registered first."""
+    register(store, *sorted({e["run_id"] for e in events}))
+    return store.persist(events, **kwargs)

@@ -1,10 +1,11 @@
 """A gateway served for real, and live-feed clients, for the integration tests.
 
-**How the gateway runs in tests.** :class:`GatewayProcess` starts ``python -m gateway.server
---port 0`` in a subprocess: the production server (gunicorn, one gevent worker, Flask-SocketIO in
-gevent mode) with its monkey-patching confined to that process, so pytest, pika and the runner
-in the test process keep ordinary threads. Settings travel as ``SNAKEDECK_*`` variables; the port
-is whatever gunicorn reports in its ``Listening at:`` line, so parallel runs never collide.
+**How the gateway runs in tests.** :class:`GatewayProcess` starts ``python -m cli gateway
+--port 0`` (or ``standalone``) in a subprocess: the production server (gunicorn, one gevent
+worker, Flask-SocketIO in gevent mode) with its monkey-patching confined to that process, so
+pytest, pika and the runner in the test process keep ordinary threads. Settings travel as
+``SNAKEDECK_*`` variables; the port is whatever gunicorn reports in its ``Listening at:`` line,
+so parallel runs never collide.
 Readiness is polled on ``/readyz``.
 
 The clients (:class:`SocketIOFeed`, :class:`WebSocketFeed`) record every message they receive
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +41,24 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = 
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {
+    """Every setting a child process needs (the data dir and workflows dir always: relative
+    defaults would name the child's working directory)."""
+    return {
+        **settings.to_env(),
         "SNAKEDECK_DATA_DIR": str(settings.data_dir),
         "SNAKEDECK_WORKFLOWS_DIR": str(settings.workflows_dir),
         "SNAKEDECK_NAMESPACE": settings.namespace,
-        "SNAKEDECK_HOST": settings.host,
-        "SNAKEDECK_MONGO_DB": settings.mongo_db,
     }
-    if settings.amqp_url:
-        env["SNAKEDECK_AMQP_URL"] = settings.amqp_url
-    if settings.mongo_uri:
-        env["SNAKEDECK_MONGO_URI"] = settings.mongo_uri
-    if settings.api_tokens:
-        env["SNAKEDECK_API_TOKENS"] = ",".join(settings.api_tokens)
-    return env
 
 
 class GatewayProcess:
-    """``python -m gateway.server`` on an ephemeral port, stopped with SIGTERM."""
+    """``snakedeck gateway`` (or ``standalone``) on an ephemeral port, stopped with SIGTERM."""
 
-    def __init__(self, settings: Settings, *, standalone: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, standalone: bool = False, prefix: Sequence[str] = ()
+    ) -> None:
         self.settings = settings
+        self.prefix = tuple(prefix)  # e.g. ``ip netns exec NS``: the gateway on another host
         self.standalone = standalone
         self.url = ""
         self.output: list[str] = []
@@ -75,9 +73,10 @@ class GatewayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
         env.update(settings_env(self.settings))
         env["PYTHONUNBUFFERED"] = "1"
-        cmd = [sys.executable, "-m", "gateway.server", "--port", "0"]
-        if self.standalone:
-            cmd.append("--standalone")
+        role = "standalone" if self.standalone else "gateway"
+        port = self.url.rsplit(":", 1)[-1] if self.url else "0"  # a restart keeps its port
+        self._listening.clear()
+        cmd = [*self.prefix, sys.executable, "-m", "cli", role, "--port", port]
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._proc = subprocess.Popen(
             cmd,
@@ -136,8 +135,8 @@ class Pipeline:
     one namespace and one store. Stopping deletes the namespace's RabbitMQ topology."""
 
     def __init__(self, settings: Settings) -> None:
+        from consumer.service import Consumer
         from snakedeck.bus import open_bus
-        from snakedeck.consumer import Consumer
         from snakedeck.store import open_store
 
         self.settings = settings
@@ -154,7 +153,7 @@ class Pipeline:
             from runner.service import Runner
             from snakedeck.bus import open_bus
 
-            self.runner = Runner(self.settings, open_bus(self.settings))
+            self.runner = Runner(self.settings, open_bus(self.settings), self.store)
             self.runner.start()
         for _ in range(gateways):
             self.gateways.append(GatewayProcess(self.settings).start())
@@ -187,6 +186,9 @@ class Pipeline:
             gateway.stop()
         if self.runner is not None:
             self.runner.stop()
+            delete_runner_queue = getattr(self.runner.bus, "delete_topology", None)
+            if delete_runner_queue is not None:
+                delete_runner_queue()  # the runner's own queue is durable
             self.runner.bus.close()
         self.consumer.stop()
         delete = getattr(self.bus, "delete_topology", None)
@@ -201,11 +203,18 @@ class Recorder:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, Any]] = []
+        self.kinds: set[str] = set()
+        """The kinds of message that came, as sent (``events``, not the events in it)."""
         self._lock = threading.Lock()
 
     def add(self, kind: str, data: Any) -> None:
+        """One message; an ``events`` batch (``batch`` subscriptions) is kept as its events."""
         with self._lock:
-            self.messages.append((kind, data))
+            self.kinds.add(kind)
+            if kind == "events" and isinstance(data, list):
+                self.messages.extend(("event", e) for e in data)
+            else:
+                self.messages.append((kind, data))
 
     def events(self, run_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -227,20 +236,39 @@ class Recorder:
 
 
 class SocketIOFeed(Recorder):
-    """A python-socketio client recording ``event``, ``run`` and ``job`` messages."""
+    """A python-socketio client recording ``event``, ``run`` and ``job`` messages.
 
-    def __init__(self, url: str, token: str | None = None) -> None:
+    With ``reconnect``, it behaves as a real client does (the CLI's follow, the dashboard):
+    after a dropped connection it connects again and resubscribes after the last seq it has,
+    and :attr:`reconnects` counts how often that happened."""
+
+    def __init__(self, url: str, token: str | None = None, *, reconnect: bool = False) -> None:
         super().__init__()
         import socketio
 
         self.url = url
         self.token = token
-        self.client = socketio.Client(reconnection=False)
-        for kind in ("event", "run", "job"):
+        self.reconnects = 0
+        self._subscriptions: list[dict[str, Any]] = []
+        self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.5)
+        for kind in ("event", "events", "run", "job", "log"):
             self.client.on(kind, self._handler(kind))
+        if reconnect:
+            self.client.on("connect", self._resubscribe)
 
     def _handler(self, kind: str) -> Callable[[Any], None]:
         return lambda data: self.add(kind, data)
+
+    def _resubscribe(self) -> None:
+        if not self._subscriptions:
+            return
+        self.reconnects += 1
+        for payload in self._subscriptions:
+            run_id = payload.get("run_id")
+            again = dict(payload)
+            if run_id:
+                again["after_seq"] = max(self.seqs(run_id), default=payload.get("after_seq", 0))
+            self.client.start_background_task(self.client.call, "subscribe", again, timeout=60)
 
     def connect(self) -> SocketIOFeed:
         self.client.connect(
@@ -252,6 +280,7 @@ class SocketIOFeed(Recorder):
         return self
 
     def subscribe(self, **payload: Any) -> dict[str, Any]:
+        self._subscriptions.append(payload)
         return self.client.call("subscribe", payload, timeout=60)
 
     def close(self) -> None:
@@ -267,6 +296,9 @@ class WebSocketFeed(Recorder):
         import websocket
 
         self.ws = websocket.create_connection(url.replace("http://", "ws://", 1) + path, timeout=30)
+        self.ws.settimeout(None)  # as a browser's: a quiet feed (a store outage) is not an end
+        self.ended: str | None = None
+        """Why the feed ended (a failing test says it), ``None`` while it is open."""
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -276,9 +308,11 @@ class WebSocketFeed(Recorder):
         while True:
             try:
                 raw = self.ws.recv()
-            except (websocket.WebSocketException, OSError):
+            except (websocket.WebSocketException, OSError) as exc:
+                self.ended = f"{type(exc).__name__}: {exc}"
                 return
             if not raw:
+                self.ended = "closed by the gateway"
                 return
             message = json.loads(raw)
             self.add(message["type"], message["data"])

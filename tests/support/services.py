@@ -10,6 +10,8 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -39,43 +41,56 @@ def unique_namespace(prefix: str = "sdtest") -> str:
 
 
 class MongoWireServer:
-    """mongoeco's wire-protocol server on an ephemeral port, in its own event-loop thread."""
+    """mongoeco's wire-protocol server in its own event-loop thread.
+
+    The data lives in an in-process client the server does not own, so :meth:`outage` can take
+    the server away (every connection dropped, new ones refused) and bring it back on the same
+    port with its data, as a real MongoDB would come back from a restart."""
 
     def __init__(self) -> None:
         self.uri = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._client = None
         self._server = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="mongo-wire", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="mongo-wire", daemon=True
+        )
 
-    def _run(self) -> None:
+    def _call(self, coro: Coroutine[Any, Any, None], timeout: float = 30) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _open(self) -> None:
+        from mongoeco.api import AsyncMongoClient
         from mongoeco.wire import AsyncMongoEcoProxyServer
 
-        async def main() -> None:
-            self._server = AsyncMongoEcoProxyServer()
-            address = await self._server.start()
-            self.uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
-            self._stop = asyncio.Event()
-            self._ready.set()
-            await self._stop.wait()
-            await self._server.close()
+        if self._client is None:
+            self._client = AsyncMongoClient()
+            await self._client.__aenter__()
+        self._server = AsyncMongoEcoProxyServer(client=self._client, port=self.port)
+        address = await self._server.start()
+        self.port = address.port
+        self.uri = f"mongodb://{address.host}:{address.port}/?directConnection=true"
 
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._error = exc
-            self._ready.set()
+    async def _close(self) -> None:
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     def start(self) -> MongoWireServer:
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None or not self.uri:
-            raise RuntimeError(f"mongo wire server did not start: {self._error!r}")
+        if not self._thread.is_alive():
+            self._thread.start()
+        try:
+            self._call(self._open())
+        except Exception as exc:
+            raise RuntimeError(f"mongo wire server did not start: {exc!r}") from exc
         return self
 
+    def down(self) -> None:
+        """Take the server away: connections drop, new ones are refused; data is kept."""
+        self._call(self._close())
+
     def stop(self) -> None:
-        if self._loop is not None and hasattr(self, "_stop"):
-            self._loop.call_soon_threadsafe(self._stop.set)
+        self._call(self._close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

@@ -1,8 +1,9 @@
 """A small threaded TCP proxy, so a test can take RabbitMQ away from one client and give it back.
 
 ``cut()`` drops every proxied connection and refuses new ones (accepted, then closed at once);
-``restore()`` lets connections through again. Only the client behind the proxy loses the broker;
-the test itself keeps talking to RabbitMQ directly.
+``restore()`` lets connections through again. Only the client behind the proxy loses the
+server; the test itself keeps talking to it directly. ``delay`` holds every request (client to
+server) back that many seconds: a slow server, e.g. a store slowed on purpose.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -22,6 +24,7 @@ class TcpProxy:
         self._conns: set[socket.socket] = set()
         self._cut = False
         self._closed = False
+        self.delay = 0.0
         self._thread = threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True)
         self._thread.start()
 
@@ -88,15 +91,17 @@ class TcpProxy:
                     _kill(upstream)
                     continue
                 self._conns.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, slow in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(src, dst, slow), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if slow and self.delay:
+                    time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass

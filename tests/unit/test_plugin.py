@@ -17,6 +17,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 import snakemake_logger_plugin_snakedeck as plugin
 from snakedeck import envelope
+from snakedeck.states import RunState, can_move
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "workflows" / "demo" / "Snakefile"
@@ -184,10 +185,12 @@ def test_hand_run_without_broker_records_a_whole_run(
     handler.close()
     spooled = read_spool(handler.spool_path)
     first, last = spooled[0], spooled[-1]
-    assert first["type"] == "run_state" and first["data"]["state"] == "RUNNING"
-    assert first["data"]["workflow"] == "mine"
+    assert first["type"] == "run_state" and first["data"]["state"] == "INITIALIZING"
+    assert first["data"]["workflow"] == "mine" and first["data"]["hand_run"] is True
     assert last["type"] == "run_state" and last["data"]["state"] == state
-    assert sum(e["type"] == "run_state" for e in spooled) == 2
+    lifecycle = [RunState(e["data"]["state"]) for e in spooled if e["type"] == "run_state"]
+    steps = zip([RunState.QUEUED, *lifecycle], lifecycle, strict=False)
+    assert all(can_move(a, b) for a, b in steps), lifecycle  # a legal WES lifecycle
     assert f"snakedeck replay {handler.spool_path}" in capsys.readouterr().err
 
 
@@ -203,7 +206,7 @@ def test_given_run_id_and_spool_with_amqp_flag_is_a_hand_run(tmp_path: Path, no_
     assert handler.hand_run and handler.run_id == "given"
     handler.close()
     states = [e["data"]["state"] for e in read_spool(spool) if e["type"] == "run_state"]
-    assert states == ["RUNNING", "COMPLETE"]
+    assert states == ["INITIALIZING", "RUNNING", "COMPLETE"]
 
 
 def test_plugin_module_imports_lightly() -> None:

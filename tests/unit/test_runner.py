@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from runner.rundir import RunDirError, cancel_marker_path, resolve_inputs, run_dir
-from runner.service import BadCommand, SpoolSummary, parse_command
+from runner import exit_status
+from runner.run import SpoolSummary
+from runner.service import BadCommand, parse_command
 from runner.supervisor import group_members, snakemake_argv
 from snakedeck import envelope
+from snakedeck.rundir import RunDirError, cancel_marker_path, run_dir
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("bad", ["", "..", "../x", "a/b", "-x", "a b", "x" * 65, None])
@@ -35,27 +44,8 @@ def test_run_dir_layout(tmp_path: Path) -> None:
     assert flags["--logger-snakedeck-run-id"] == "r-1"
 
 
-def test_resolve_inputs(tmp_path: Path) -> None:
-    files = tmp_path / "files"
-    (files / "f1").mkdir(parents=True)
-    (files / "f1" / "reads.txt").write_text("x")
-    (files / "f2.txt").write_text("y")
-    got = resolve_inputs(files, [{"file_id": "f1", "name": "extra"}, {"file_id": "f2.txt"}])
-    assert got == {
-        "extra": str((files / "f1" / "reads.txt").resolve()),
-        "f2.txt": str((files / "f2.txt").resolve()),
-    }
-    assert resolve_inputs(files, None) == {}
-    with pytest.raises(RunDirError, match="not found"):
-        resolve_inputs(files, [{"file_id": "nope"}])
-    with pytest.raises(RunDirError, match="outside"):
-        resolve_inputs(files, [{"file_id": "x", "path": str(tmp_path / "secret")}])
-    with pytest.raises(RunDirError, match="outside"):
-        resolve_inputs(files, [{"file_id": "x", "path": "../secret"}])
-
-
 def test_parse_command() -> None:
-    ok = {"run_id": "r1", "workflow": "demo", "config": {}, "inputs": []}
+    ok = {"run_id": "r1", "workflow": "demo", "config": {}, "inputs": {}}
     assert parse_command(ok) is ok
     for bad in (
         [],
@@ -63,7 +53,8 @@ def test_parse_command() -> None:
         {"run_id": "../x", "workflow": "demo"},
         {"run_id": "r1", "workflow": 3},
         {"run_id": "r1", "workflow": "demo", "config": []},
-        {"run_id": "r1", "workflow": "demo", "inputs": {}},
+        {"run_id": "r1", "workflow": "demo", "inputs": []},
+        {"run_id": "r1", "workflow": "demo", "inputs": {"extra": "f1"}},
     ):
         with pytest.raises(BadCommand):
             parse_command(bad)
@@ -87,5 +78,89 @@ def test_spool_summary(tmp_path: Path) -> None:
     assert empty.failure_reason("exited with code 1") == "exited with code 1"
 
 
+def test_spool_summary_finds_where_the_last_attempt_begins(tmp_path: Path) -> None:
+    """A runner recovering a resumed run reads this attempt's cluster jobs only."""
+    spool = tmp_path / "events.jsonl"
+    first = [
+        envelope.run_state("r", "INITIALIZING"),
+        envelope.run_state("r", "RUNNING"),
+        envelope.make("r", "job_cluster", data={"jobid": 3, "cluster_job_id": "17"}),
+        envelope.run_state("r", "CANCELING"),
+        envelope.run_state("r", "CANCELED"),
+    ]
+    spool.write_text("".join(envelope.dumps(e) + "\n" for e in first))
+    assert SpoolSummary(spool).attempt_start == 0  # the last attempt is the first one
+    resumed_at = spool.stat().st_size  # where a resume's spool_start is
+    second = [
+        envelope.run_state("r", "INITIALIZING", attempt=2),
+        envelope.run_state("r", "RUNNING", attempt=2),
+        envelope.make("r", "job_cluster", data={"jobid": 3, "cluster_job_id": "21"}),
+    ]
+    with spool.open("a") as f:
+        f.write("".join(envelope.dumps(e) + "\n" for e in second))
+    summary = SpoolSummary(spool)
+    assert (summary.last_attempt, summary.attempt_start) == (2, resumed_at)
+    assert SpoolSummary(spool, since=summary.attempt_start).cluster == {
+        "3": {"cluster_job_id": "21"}
+    }
+
+
 def test_group_members_of_a_missing_group() -> None:
     assert group_members(2**22 + 12345) == []
+
+
+def test_the_exit_recorder_writes_the_status_and_exits_the_same_way(tmp_path: Path) -> None:
+    status = tmp_path / "exit.json"
+    exit_status.supervise(tmp_path, os.getpid())
+    for code in ("import sys; sys.exit(3)", "import os, signal; os.kill(os.getpid(), 9)"):
+        rc = subprocess.run(
+            [sys.executable, "-m", "runner.exit_status", str(status), "--", sys.executable,
+             "-c", code],
+            cwd=REPO, timeout=30, check=False,
+        ).returncode  # fmt: skip
+        recorded = exit_status.read(status)
+        assert recorded is not None and recorded.returncode == rc
+    assert rc == -9 and exit_status.read(status).signal == 9
+
+
+def test_an_unsupervised_snakemake_is_stopped_after_the_orphan_grace(tmp_path: Path) -> None:
+    """Its runner died and none adopted it: the recorder stops the run instead of leaving it
+    running unobserved."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    exit_status.supervise(tmp_path, dead.pid)  # a runner that is gone
+    status = tmp_path / "exit.json"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.exit_status", "--orphan-grace", "1", str(status), "--",
+         sys.executable, "-c", "import time; time.sleep(60)"],
+        cwd=REPO, timeout=30, check=False, start_new_session=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert time.monotonic() - started < 20
+    assert exit_status.read(status).signal == signal.SIGTERM
+    assert "no runner has supervised this run" in proc.stderr
+
+
+def test_a_jobs_top_process_is_known_by_its_command() -> None:
+    from runner.sampler import matches
+    from runner.spool_jobs import SpoolJob
+
+    shell = SpoolJob("3", rule="hog", shellcmd="python -c 'x = 1'  out.json")
+    assert matches(
+        shell, ["/usr/bin/bash", "-c", "set -euo pipefail;  python -c 'x = 1'  out.json"]
+    )
+    # bash runs a lone last command in its own place: the command itself is the top process
+    assert matches(shell, ["/venv/bin/python", "-c", "x = 1", "out.json"])
+    assert not matches(shell, ["/venv/bin/python", "-c", "x = 2", "out.json"])
+    run_block = SpoolJob("4", rule="plot", wildcards={"sample": "s1"})
+    spawned = "cd /w && python -m snakemake --target-jobs 'plot:sample=s1' --mode subprocess"
+    assert matches(run_block, ["/bin/sh", "-c", spawned])
+    assert not matches(run_block, ["/bin/sh", "-c", spawned.replace("s1", "s2")])
+
+
+def test_a_resumed_run_adds_rerun_incomplete(tmp_path: Path) -> None:
+    rd = run_dir(tmp_path / "runs", "r-1").create()
+    argv = snakemake_argv(Path("/wf/Snakefile"), rd, "r-1", 2, rerun_incomplete=True)
+    assert argv[-1] == "--rerun-incomplete"
+    assert "--rerun-incomplete" not in snakemake_argv(Path("/wf/Snakefile"), rd, "r-1", 2)

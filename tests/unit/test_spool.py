@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.spool import (
+from snakedeck import envelope
+from snakedeck.spool import (
     Checkpoint,
     SpoolError,
     SpoolReader,
@@ -17,7 +18,6 @@ from runner.spool import (
     load_checkpoint,
     save_checkpoint,
 )
-from snakedeck import envelope
 
 
 def _event(i: int, run_id: str = "run1") -> dict:

@@ -41,8 +41,22 @@ def test_demo_is_listed_and_described(registry: WorkflowRegistry) -> None:
     assert demo.version and demo.description
     assert demo.config_schema["properties"]["samples"]["default"] == 6
     public = demo.to_dict()
-    assert set(public) == {"name", "version", "description", "config_schema", "inputs"}
+    assert set(public) == {
+        "name",
+        "version",
+        "description",
+        "config_schema",
+        "inputs",
+        "results",
+        "report",
+        "requires",
+        "available",
+        "unavailable_reason",
+    }
     assert "snakefile" not in str(public)
+    assert public["available"] is True and public["unavailable_reason"] is None
+    (extra,) = public["inputs"]
+    assert extra["name"] == "extra" and extra["required"] is False
 
 
 def test_demo_defaults_are_filled(registry: WorkflowRegistry) -> None:
@@ -142,6 +156,36 @@ def test_unknown_or_unsafe_names(registry: WorkflowRegistry, name: object) -> No
         ("inputs: {a: 1}\n", True, "inputs must be a list"),
         ("description: ok\n", False, "no Snakefile"),
         ("colour: blue\n", True, "unknown keys: colour"),
+        ("inputs: [{name: 1x}]\n", True, "must start with a letter"),
+        ("inputs: [{name: a, kinds: [pdf]}]\n", True, "kinds ['pdf'] are not among"),
+        ("inputs: [{name: a}, {name: a}]\n", True, "same name"),
+        ("inputs: [{name: a, colour: 1}]\n", True, "unknown keys: colour"),
+        ("inputs: [{name: a, table: {columns: [{type: string}]}}]\n", True, "needs a name"),
+        (
+            "inputs: [{name: a, table: {columns: [{name: x, type: date}]}}]\n",
+            True,
+            "type must be one of",
+        ),
+        (
+            "inputs: [{name: a, table: {columns: [{name: x, pattern: '(('}]}}]\n",
+            True,
+            "bad pattern",
+        ),
+        (
+            "inputs: [{name: a, table: {columns: [{name: x, file: {kind: pdf}}]}}]\n",
+            True,
+            "file needs kind",
+        ),
+        (
+            "inputs: [{name: a, kinds: [fasta], table: {columns: [{name: x}]}}]\n",
+            True,
+            "its kind is table",
+        ),
+        ("requires: [/bin/sh]\n", True, "not a program name"),
+        ("requires: sh\n", True, "requires must be a list"),
+        ("results: [{path: ../x}]\n", True, "inside the run's work directory"),
+        ("results: [{path: /etc/x}]\n", True, "inside the run's work directory"),
+        ("results: [{path: x, kind: movie}]\n", True, "kind must be one of"),
     ],
 )
 def test_broken_definition_names_the_file(
@@ -177,3 +221,58 @@ def test_definition_is_reloaded_when_changed(tmp_path: Path) -> None:
     st = (d / "workflow.yaml").stat()
     os.utime(d / "workflow.yaml", (st.st_atime, st.st_mtime + 5))
     assert reg.get("wf").version == "2"
+
+
+def test_inputs_requires_and_results_are_declared(tmp_path: Path) -> None:
+    make_workflow(
+        tmp_path,
+        "wf",
+        """
+requires: [sh, surely-not-installed-anywhere]
+inputs:
+  - name: samples
+    description: the sheet
+    table:
+      columns:
+        - {name: sample, pattern: "^[a-z]+$", unique: true}
+        - {name: reads, file: {kind: fastq}}
+        - {name: depth, type: integer, required: false}
+  - name: ref
+    kinds: [fasta]
+    formats: [fasta, fasta.gz]
+    required: false
+results:
+  - {path: out/*.tsv, kind: table}
+""",
+    )
+    wf = WorkflowRegistry(tmp_path).get("wf")
+    assert wf.missing_programs() == ["surely-not-installed-anywhere"]
+    public = wf.to_dict()
+    assert public["available"] is False
+    assert "surely-not-installed-anywhere" in public["unavailable_reason"]
+    samples, ref = public["inputs"]
+    assert samples["kinds"] == ["table"] and samples["required"] is True
+    assert [c["name"] for c in samples["table"]["columns"]] == ["sample", "reads", "depth"]
+    assert samples["table"]["columns"][1]["file"] == {"kinds": ["fastq"]}
+    assert ref == {
+        "name": "ref",
+        "description": "",
+        "required": False,
+        "kinds": ["fasta"],
+        "formats": ["fasta", "fasta.gz"],
+    }
+    assert public["results"] == [{"path": "out/*.tsv", "kind": "table", "description": ""}]
+    assert wf.input("samples").table.file_columns() == {"reads": ("fastq",)}
+
+
+def test_the_shipped_analyses_declare_their_inputs_and_programs(registry) -> None:
+    blast = registry.get("blast").to_dict()
+    assert blast["requires"] == ["makeblastdb", "blastn", "blastp"]
+    assert [i["name"] for i in blast["inputs"]] == ["queries", "reference"]
+    assert {r["path"] for r in blast["results"]} >= {"hits.tsv"}
+    vc = registry.get("variant-calling")
+    sheet = vc.input("samples")
+    assert sheet is not None and sheet.table is not None
+    assert sheet.table.file_columns() == {"fastq1": ("fastq",), "fastq2": ("fastq",)}
+    assert vc.requires == ("bwa", "samtools", "bcftools")
+    assert registry.validate_config("blast", {})["program"] == "blastn"
