@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pika
 
-from runner.forwarder import Forwarder
-from runner.spool import SpoolWriter
 from snakedeck import envelope
 from snakedeck.bus import Outgoing
 from snakedeck.bus.amqp import AmqpBus
+from snakedeck.forwarder import Forwarder
+from snakedeck.spool import SpoolWriter
 
 URL = os.environ.get("SNAKEDECK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from snakedeck.store.base import JobFilter
+from snakedeck.store import JobFilter
 from snakedeck.store.sqlite import SqliteStore
-from tests.support.events import samples_for, synthetic_run
+from tests.support.events import register, samples_for, synthetic_run
 
 
 def _median_ms(fn: Callable[[], object], repeat: int = 50) -> float:
@@ -43,6 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "snakedeck.db")
         store.ensure_schema()
+        register(store, run)
         start = time.perf_counter()
         batch_times = []
         for i in range(0, len(events), args.batch):

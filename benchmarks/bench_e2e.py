@@ -1,0 +1,97 @@
+"""End to end: submit → COMPLETE through gateway, runner, RabbitMQ and consumer, against plain
+``snakemake`` on the same workflow.
+
+    .venv/bin/python -m benchmarks.bench_e2e                 # 40 jobs, 2 rounds
+    .venv/bin/python -m benchmarks.bench_e2e --full          # 200 jobs, 7 rounds
+
+The deployment is the one the integration tests use (``tests/support/live_clients.py``):
+the consumer and the real runner in this process, a gateway process (gunicorn + gevent),
+SQLite, the shared RabbitMQ in a fresh namespace (deleted afterwards). The workflow is the
+overhead benchmark's trivial one (``--jobs`` touch-a-file jobs), registered as ``trivial``.
+Per round, alternating: plain ``snakemake --cores 2`` in a fresh directory (the baseline),
+and a ``POST /api/v1/runs`` timed until ``GET /api/v1/runs/{id}`` says COMPLETE.
+
+Target (issue 14): ≤ 1.05.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from benchmarks.bench_overhead import run_once
+from benchmarks.common import AMQP_URL, Summary, amqp_namespace, row, write_trivial_workflow
+from snakedeck.settings import Settings
+from tests.support.live_clients import Pipeline
+
+
+def submit_and_wait(url: str, jobs: int, timeout: float = 600) -> float:
+    start = time.perf_counter()
+    resp = requests.post(
+        f"{url}/api/v1/runs", json={"workflow": "trivial", "config": {"jobs": jobs}}, timeout=30
+    )
+    resp.raise_for_status()
+    run_id = resp.json()["run_id"]
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        state = requests.get(f"{url}/api/v1/runs/{run_id}", timeout=30).json()["state"]
+        if state == "COMPLETE":
+            return time.perf_counter() - start
+        if state in {"EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}:
+            raise SystemExit(f"run {run_id} ended {state}")
+        time.sleep(0.05)
+    raise SystemExit(f"run {run_id} did not complete in {timeout} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="200 jobs, 7 rounds")
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--rounds", type=int)
+    args = parser.parse_args(argv)
+    jobs = args.jobs or (200 if args.full else 40)
+    rounds = args.rounds or (7 if args.full else 2)
+    plain: list[float] = []
+    ours: list[float] = []
+    with amqp_namespace() as namespace, tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
+        workflows = Path(tmp) / "workflows"
+        write_trivial_workflow(workflows)
+        settings = Settings(
+            amqp_url=AMQP_URL,
+            namespace=namespace,
+            data_dir=Path(tmp) / "data",
+            workflows_dir=workflows,
+            cores=2,
+        )
+        settings.data_dir.mkdir()
+        pipeline = Pipeline(settings).start(runner=True)
+        try:
+            submit_and_wait(pipeline.url, 5)  # warm-up: first run, first imports
+            for i in range(rounds):
+                first, second = ("plain", "ours") if i % 2 == 0 else ("ours", "plain")
+                for mode in (first, second):
+                    if mode == "plain":
+                        plain.append(run_once("plain", jobs, namespace)[0])
+                    else:
+                        ours.append(submit_and_wait(pipeline.url, jobs))
+                print(f"  round {i + 1}: plain {plain[-1]:.2f} s, submit→COMPLETE {ours[-1]:.2f} s")
+        finally:
+            pipeline.stop()
+    ratios = [o / p for o, p in zip(ours, plain, strict=True)]
+    row(
+        "end to end (submit → COMPLETE)",
+        f"{jobs + 1} jobs: {Summary.of(ours).fmt('s')}; plain {Summary.of(plain).fmt('s')}; "
+        f"pair ratios {min(ratios):.3f}-{max(ratios):.3f}",
+        statistics.median(ratios),
+        "plain snakemake",
+        "≤ 1.05",
+    )
+
+
+if __name__ == "__main__":
+    main()
