@@ -268,7 +268,8 @@ class FeedSubscriber:
 
     def _gap_held_too_long(self) -> bool:
         return (
-            self._held_since is not None and time.monotonic() - self._held_since >= GAP_HOLD_SECONDS
+            self._held_since is not None
+            and time.monotonic() - self._held_since >= self.policy.gap_hold
         )
 
     def _send_run(self, run: Mapping[str, Any]) -> None:
