@@ -120,16 +120,18 @@ def can_reach(current: RunState, new: RunState) -> bool:
 def path_to(current: RunState, new: RunState) -> list[RunState]:
     """The shortest legal sequence of states from ``current`` that ends in ``new`` (``[]``
     when ``new`` cannot be reached), for an owner that knows only where a run ended up. Among
-    equally short ones, the one through states declared earlier (the usual course) wins."""
+    equally short ones, the one through states declared earlier (the usual course) wins; it
+    goes through CANCELING only to end CANCELED: nobody asked to cancel a run that completed."""
     if current == new:
         return []
+    detours = {RunState.CANCELING} - {new} if new != RunState.CANCELED else set()
     paths: dict[RunState, list[RunState]] = {current: []}
     frontier = [current]
     while frontier:
         nxt: list[RunState] = []
         for state in frontier:
             for step in sorted(_RUN_TRANSITIONS.get(state, ()), key=list(RunState).index):
-                if step not in paths:
+                if step not in paths and step not in detours:
                     paths[step] = [*paths[state], step]
                     if step == new:
                         return paths[step]
