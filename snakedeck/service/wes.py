@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from snakedeck import bundles, json_limits
 from snakedeck.auth import Principal
+from snakedeck.cluster import FIELDS as CLUSTER_FIELDS
 from snakedeck.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from snakedeck.service.errors import Conflict, NotFound, ServiceError
 from snakedeck.states import JobState, RunState
@@ -456,6 +457,9 @@ def task_log(job: Mapping[str, Any], links: Links) -> TaskLog:
     system = [f"state: {state}"]
     if isinstance(failure, Mapping) and failure.get("message"):
         system.append(f"failure: {failure['message']}")
+    for name in CLUSTER_FIELDS:  # a cluster job: where the scheduler ran it, and its word
+        if job.get(name):
+            system.append(f"{name}: {job[name]}")
     shellcmd = job.get("shellcmd")
     log_url = links.job_log(run_id, jobid)
     return TaskLog(

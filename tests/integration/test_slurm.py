@@ -115,6 +115,15 @@ def test_demo_runs_every_job_as_a_recorded_slurm_job(
         assert rest[job["jobid"]]["partition"] == slurm_cluster.partition
         assert rest[job["jobid"]]["node"] == node
 
+    # And WES tasks name the cluster job beside their state.
+    resp = requests.get(f"{deployment.url}/ga4gh/wes/v1/runs/{run_id}/tasks", timeout=30)
+    assert resp.status_code == 200, resp.text
+    tasks = {t["id"]: t for t in resp.json()["task_logs"]}
+    for job in jobs:
+        system = tasks[job["jobid"]]["system_logs"]
+        assert f"cluster_job_id: {job['cluster_job_id']}" in system, system
+        assert f"partition: {slurm_cluster.partition}" in system and f"node: {node}" in system
+
 
 def test_cancel_leaves_none_of_the_runs_jobs_in_squeue(
     deployment: Deployment,

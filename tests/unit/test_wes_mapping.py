@@ -59,6 +59,20 @@ def test_a_failed_job_as_a_task() -> None:
     assert "exit_code" not in task_log({**job, "state": "running", "failure": {}}, LINKS).out()
 
 
+def test_a_cluster_job_as_a_task_names_where_the_scheduler_ran_it() -> None:
+    job = {"run_id": "r1", "jobid": "4", "rule": "count", "state": "failed",
+           "cluster_job_id": "1207", "scheduler": "slurm", "partition": "debug", "node": "n1",
+           "cluster_state": "OUT_OF_MEMORY", "cluster_reason": ""}  # fmt: skip
+    assert task_log(job, LINKS).out()["system_logs"] == [
+        "state: failed",
+        "cluster_job_id: 1207",
+        "scheduler: slurm",
+        "partition: debug",
+        "node: n1",
+        "cluster_state: OUT_OF_MEMORY",
+    ]
+
+
 def test_a_rest_run_as_a_wes_request_and_its_outputs() -> None:
     run = {
         "workflow": "demo",
