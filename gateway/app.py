@@ -91,7 +91,8 @@ def create_app(
     def index() -> Any:
         return redirect("/dashboard/", code=302)
 
-    origins.guard_hosts(app, policy)  # last: outside Socket.IO's middleware too
+    origins.guard_hosts(app, policy)  # outside Socket.IO's middleware too
+    headers.wrap(app)  # last: its answers and the guard's get the security headers too
     return app
 
 

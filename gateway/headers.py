@@ -6,10 +6,14 @@ the site, no framing by other sites, and a Content-Security-Policy per kind of p
   ``'unsafe-inline'`` script is allowed); styles may be inline (Mantine and AG Grid set them).
 * The API docs (flasgger's Swagger UI): its page configures itself with an inline script.
 * Everything else is data (JSON, files, metrics): nothing may run or load.
+
+Answers Flask never sees (Socket.IO's polling transport, a refused ``Host``) get the base
+headers and the data policy from :class:`SecurityHeaders`, the outermost WSGI layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from flask import Flask, Response, request
@@ -61,3 +65,26 @@ def init_app(app: Flask) -> None:
             csp = DATA_CSP
         resp.headers.setdefault("Content-Security-Policy", csp)
         return resp
+
+
+class SecurityHeaders:
+    """WSGI middleware: the base headers and the data policy on every answer that has none
+    (Flask's own answers already carry theirs, per page)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            have = {name.lower() for name, _ in headers}
+            extra = [(k, v) for k, v in BASE.items() if k.lower() not in have]
+            if "content-security-policy" not in have:
+                extra.append(("Content-Security-Policy", DATA_CSP))
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, start)
+
+
+def wrap(app: Flask) -> None:
+    """Put :class:`SecurityHeaders` around everything (call after every other WSGI layer)."""
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]

@@ -123,6 +123,12 @@ MATRIX = [
     ("rerun own", "ana", 201),
     ("rerun other", "ana", 403),
     ("rerun other", "admin", 201),
+    # resume: the role and the owner are checked first; the queued run then cannot resume (409)
+    ("resume own", None, 401),
+    ("resume own", "viewer", 403),
+    ("resume own", "ana", 409),
+    ("resume other", "ana", 403),
+    ("resume other", "admin", 409),
     # files
     ("upload", None, 401),
     ("upload", "viewer", 403),
@@ -157,7 +163,7 @@ def test_each_role_on_each_write(gw: Gateway, endpoint: str, role: str | None, s
     token = gw.token(role) if role else None
     if endpoint == "submit":
         resp = gw.call("POST", "/api/v1/runs", token, json={"workflow": "demo"})
-    elif endpoint.startswith(("cancel", "rerun")):
+    elif endpoint.startswith(("cancel", "rerun", "resume")):
         run_id = submit(gw, "ana" if endpoint.endswith("own") else "bob")
         resp = gw.call("POST", f"/api/v1/runs/{run_id}/{endpoint.split()[0]}", token)
     elif endpoint == "upload":
@@ -333,6 +339,15 @@ def test_security_headers_on_every_answer(gw: Gateway) -> None:
         assert resp.headers["X-Content-Type-Options"] == "nosniff", path
         assert resp.headers["Referrer-Policy"] == "same-origin"
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+    # Answers Flask never sees: Socket.IO's polling transport, a Host the gateway refuses.
+    polling = gw.call("GET", "/socket.io/?EIO=4&transport=polling", ADMIN)
+    refused = gw.call("GET", "/healthz", headers={"Host": "evil.example"})
+    assert refused.status_code == 400, refused.get_data(as_text=True)
+    for resp in (polling, refused):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert len(resp.headers.getlist("X-Content-Type-Options")) == 1  # once, not twice
     dash_csp = gw.call("GET", "/dashboard/", ADMIN).headers["Content-Security-Policy"]
     assert "'unsafe-inline'" not in dash_csp.split("script-src", 1)[1].split(";", 1)[0]
     assert "'sha256-" in dash_csp
