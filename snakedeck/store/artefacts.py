@@ -20,7 +20,8 @@ directory and used only as a key, never joined to a filesystem path. Their bytes
 (:mod:`snakedeck.store.blobs`), shared with any other document naming the same content.
 
 **Retention** follows the run: :meth:`ArtefactStore.delete_run_artefacts` removes a run's
-streams and outputs, and each blob no other document names any more.
+streams and outputs, and each blob no other document names any more. Runs are not deleted
+yet, so nothing but the contract suite calls it; a run deletion calls it.
 
 Backends: tables beside the run tables in SQLite, collections ``log_streams``/``log_chunks``/
 ``outputs`` in MongoDB (chunks of an appendable log, where GridFS only holds immutable files;
