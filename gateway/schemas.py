@@ -98,6 +98,11 @@ class Workflow(Open):
         "sample sheets a `table` schema (columns with type, required, pattern, file kinds).",
     )
     results: list[dict[str, Any]] = Field(default_factory=list)
+    executor: str | None = Field(
+        default=None,
+        description="The Snakemake executor its runs ask for (e.g. `slurm`); a runner's "
+        "`SNAKEDECK_EXECUTOR` wins. `null`: the runner's.",
+    )
     requires: list[str] = Field(default_factory=list, description="Programs it needs on PATH.")
     available: bool = True
     unavailable_reason: str | None = None

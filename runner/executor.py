@@ -2,9 +2,10 @@
 
 The runner stays on the submit host and supervises Snakemake there; with an executor plugin
 (``snakemake-executor-plugin-slurm``: ``pip install snakedeck[slurm]``) Snakemake submits the
-jobs to the cluster. The choice is the runner's ``SNAKEDECK_EXECUTOR``; a workflow says how its
-jobs run there in its own profile ``profiles/<executor>/config.yaml`` (default resources,
-status-check pace), a site's account and partition go in ``SNAKEDECK_PROFILE``.
+jobs to the cluster. The choice is the runner's ``SNAKEDECK_EXECUTOR`` when set, else the
+workflow's ``executor:`` (:func:`snakedeck.executors.resolve`); a workflow says how its jobs run
+there in its own profile ``profiles/<executor>/config.yaml`` (default resources, status-check
+pace), a site's account and partition go in ``SNAKEDECK_PROFILE``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import importlib.util
 import signal
 from pathlib import Path
 
-BUILT_IN = frozenset({"", "local", "dryrun", "touch"})
+from snakedeck.executors import BUILT_IN, plugin_module, plugin_package
+
+__all__ = ["BUILT_IN", "ExecutorError", "executor_args", "plugin_module", "stop_signal"]
 
 
 class ExecutorError(RuntimeError):
     """The chosen executor cannot be used on this runner (its plugin is not installed)."""
-
-
-def plugin_module(executor: str) -> str:
-    return "snakemake_executor_plugin_" + executor.replace("-", "_")
 
 
 def executor_args(workflow_dir: Path, executor: str, profile: Path | None) -> list[str]:
@@ -37,7 +36,7 @@ def executor_args(workflow_dir: Path, executor: str, profile: Path | None) -> li
     if importlib.util.find_spec(plugin_module(executor)) is None:
         raise ExecutorError(
             f"the Snakemake executor plugin for {executor!r} is not installed on this runner "
-            f"(pip install snakemake-executor-plugin-{executor})"
+            f"(pip install {plugin_package(executor)})"
         )
     own = workflow_dir / "profiles" / executor
     if (own / "config.yaml").is_file():

@@ -33,7 +33,7 @@ from runner.supervisor import (
     leftover_group,
     snakemake_argv,
 )
-from snakedeck import bundles, cluster, envelope, messages
+from snakedeck import bundles, cluster, envelope, executors, messages
 from snakedeck.bus.base import Bus, Delivery
 from snakedeck.envelope import Envelope
 from snakedeck.forwarder import Forwarder
@@ -193,7 +193,10 @@ class RunHandle:
             emit=self._append_event,
         )
         self.cancel_requested = False
-        self._stop_signal = stop_signal(runner.settings.executor)
+        self.executor = runner.settings.executor
+        """The run's one Snakemake executor: the site's until its workflow is known
+        (:meth:`_use_executor`), then what :func:`snakedeck.executors.resolve` makes of both."""
+        self._stop_signal = stop_signal(self.executor)
         self.aborting = False
         """The runner is stopping: end the run as SYSTEM_ERROR."""
         self.lost = False
@@ -343,10 +346,17 @@ class RunHandle:
         """Start Snakemake (RUNNING), wait for it, store its artefacts, record how it ended."""
         self.artefacts.set_workflow(workflow)
         settings = self.runner.settings
+        self._use_executor(executors.resolve(settings.executor, workflow.executor))
         try:
-            chosen = executor_args(workflow.directory, settings.executor, settings.profile)
+            chosen = executor_args(workflow.directory, self.executor, settings.profile)
+            self.rd.write_executor(self.executor)  # read back if this runner restarts
         except ExecutorError as exc:
-            self._emit(RunState.SYSTEM_ERROR, reason=f"could not start Snakemake: {exc}")
+            asked = "" if settings.executor else f" (workflow.yaml asks for {self.executor!r})"
+            self._emit(RunState.SYSTEM_ERROR, reason=f"could not start Snakemake: {exc}{asked}")
+            return
+        except OSError as exc:
+            reason = f"could not start Snakemake: cannot write its run directory ({exc.strerror})"
+            self._emit(RunState.SYSTEM_ERROR, reason=reason)
             return
         argv = snakemake_argv(
             workflow.snakefile,
@@ -376,9 +386,16 @@ class RunHandle:
         self._after_snakemake(rc)
         self._record_exit(rc)
 
+    def _use_executor(self, executor: str) -> None:
+        """Make ``executor`` the run's: what stops its Snakemake and whether it has cluster
+        jobs follow from it."""
+        with self.lock:
+            self.executor = executor
+            self._stop_signal = stop_signal(executor)
+
     def _cluster_watcher(self) -> cluster_jobs.Watcher | None:
         """While Snakemake runs (started here or adopted): where its cluster jobs run."""
-        if self.runner.settings.executor in BUILT_IN:
+        if self.executor in BUILT_IN:
             return None
         return cluster_jobs.Watcher(
             self.run_id, self.rd.spool, since=self.spool_start, emit=self._append_event
@@ -387,7 +404,7 @@ class RunHandle:
     def _settle_cluster_jobs(self, *, stopped: bool) -> None:
         """Once Snakemake is gone: record what SLURM says of this attempt's jobs, ``scancel``
         those still queued when the run was stopped."""
-        if self.runner.settings.executor in BUILT_IN:
+        if self.executor in BUILT_IN:
             return
         try:
             cluster_jobs.settle(
@@ -422,7 +439,7 @@ class RunHandle:
         if not self.rd.exists():  # the runner checks before it takes the command
             raise RunDirError("the run's directory is not on this runner")
         self.spool_start = self.rd.spool.stat().st_size
-        for stale in (self.rd.exit_status, self.rd.cancel_marker, self.rd.pid):
+        for stale in (self.rd.exit_status, self.rd.cancel_marker, self.rd.pid, self.rd.executor):
             stale.unlink(missing_ok=True)  # the last attempt's: not this one's
         if self.rd.clear_stale_locks():  # the last attempt's Snakemake was SIGKILLed
             log.info("run %s: removed the locks its killed Snakemake left", self.run_id)
@@ -538,8 +555,10 @@ class RunHandle:
                 )
 
     def _recover_workflow(self) -> None:
-        """The run's workflow (its results), as the store or the command names it."""
+        """The run's workflow (its results), as the store or the command names it, and the
+        executor its Snakemake was started with: as recorded at launch, else resolved again."""
         name = self.workflow_name
+        workflow: Workflow | None = None
         try:
             if name is None or self.bundle is None:
                 run = self.runner.store.get_run(self.run_id) or {}
@@ -547,11 +566,18 @@ class RunHandle:
                 if bundles.is_private(run):
                     self.bundle = run.get("workflow_bundle") or {}
             if self.bundle is not None:  # the run's own copy, never the registry's
-                self.artefacts.set_workflow(self._workflow(""))
+                workflow = self._workflow("")
             elif name:
-                self.artefacts.set_workflow(self.runner.registry.get(name))
+                workflow = self.runner.registry.get(name)
+            if workflow is not None:
+                self.artefacts.set_workflow(workflow)
         except (StoreError, WorkflowError, RunDirError) as exc:
             log.warning("run %s: its results cannot be found now (%s)", self.run_id, exc)
+        recorded = self.rd.read_executor()
+        if recorded is not None:
+            self._use_executor(recorded)
+        elif workflow is not None:
+            self._use_executor(executors.resolve(self.runner.settings.executor, workflow.executor))
 
     def _watch_adopted(self, pgid: int) -> None:
         with self.lock:

@@ -248,6 +248,8 @@ class WorkflowDoc(TypedDict):
     results: list[dict[str, Any]]
     report: bool
     """Whether a COMPLETE run also gets Snakemake's HTML report."""
+    executor: str | None
+    """The Snakemake executor its runs ask for (a runner's SNAKEDECK_EXECUTOR wins)."""
     requires: list[str]
     available: bool
     unavailable_reason: str | None

@@ -80,6 +80,11 @@ class RunDir:
         return self.root / "exit.json"
 
     @property
+    def executor(self) -> Path:
+        """The Snakemake executor this attempt's Snakemake was started with (``""``: local)."""
+        return self.root / "executor"
+
+    @property
     def snakemake_locks(self) -> Path:
         return self.work / ".snakemake" / "locks"
 
@@ -110,6 +115,16 @@ class RunDir:
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False))
         os.replace(tmp, self.config)
         return self.config
+
+    def write_executor(self, executor: str) -> None:
+        self.executor.write_text(executor + "\n", encoding="utf-8")
+
+    def read_executor(self) -> str | None:
+        """The executor recorded at launch, or ``None`` (none recorded, or unreadable)."""
+        try:
+            return self.executor.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def mark_cancel(self) -> None:
         self.cancel_marker.touch()

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from snakedeck.executors import NAME_RE as EXECUTOR
+
 PREFIX = "SNAKEDECK_"
 RATE = re.compile(r"^\s*(off|\d+\s*(/|per)\s*(second|minute|hour|day)s?)\s*$", re.IGNORECASE)
-EXECUTOR = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 ORIGIN = re.compile(r"^https?://[^/\s:]+(:\d{1,5})?$", re.IGNORECASE)
 
 
@@ -69,9 +70,11 @@ class Settings:
     cores: int = 2
     """``--cores`` given to each Snakemake run."""
     executor: str = ""
-    """Snakemake executor for the runs' jobs (``slurm``, …; empty: jobs run on the runner's
-    host). A workflow's own profile ``profiles/<executor>/`` is given to Snakemake as its
-    workflow profile; without one, ``--executor <executor>`` with the plugin's defaults."""
+    """Snakemake executor for the runs' jobs (``slurm``, ``local``, …). Set, it wins over a
+    workflow's own ``executor:`` (the site decides); empty: the workflow's, else jobs run on
+    the runner's host. A workflow's own profile ``profiles/<executor>/`` is given to Snakemake
+    as its workflow profile; without one, ``--executor <executor>`` with the plugin's
+    defaults."""
     profile: Path | None = None
     """A Snakemake profile directory (``--profile``) for every run: the site's cluster
     settings (account, partition, default resources) under the workflow's own profile."""

@@ -19,6 +19,12 @@
     results:                                        # what a run makes (stored, served)
       - {path: hits.tsv, kind: table, description: ...}
     report: true                                    # also Snakemake's HTML report (--report)
+    executor: slurm                                 # optional: a Snakemake executor plugin
+
+``executor:`` names the Snakemake executor of the workflow's runs (``local``, or a plugin such
+as ``slurm``; its options go in the workflow's profile ``profiles/<executor>/config.yaml``). A
+runner whose ``SNAKEDECK_EXECUTOR`` is set uses its own instead (the site decides); a runner
+without the plugin ends the run SYSTEM_ERROR naming the package to install.
 
 The gateway lists and describes workflows and validates a submitted ``config`` here before a run
 is queued; the runner resolves the Snakefile of a queued run here. Names are restricted to
@@ -36,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from snakedeck import filekinds, tables
+from snakedeck import executors, filekinds, tables
 from snakedeck.documents import WorkflowDoc
 
 log = logging.getLogger(__name__)
@@ -134,6 +140,8 @@ class Workflow:
     results: tuple[ResultSpec, ...] = ()
     report: bool = False
     """After a COMPLETE run, make Snakemake's HTML report (``--report``) and store it."""
+    executor: str | None = None
+    """The Snakemake executor its runs ask for (``slurm``, …); ``None``: the runner's."""
 
     def to_dict(self) -> WorkflowDoc:
         """The public description (no server paths), as the API shows it."""
@@ -146,6 +154,7 @@ class Workflow:
             "inputs": [i.to_dict() for i in self.inputs],
             "results": [r.to_dict() for r in self.results],
             "report": self.report,
+            "executor": self.executor,
             "requires": list(self.requires),
             "available": not missing,
             "unavailable_reason": unavailable_reason(missing),
@@ -336,6 +345,10 @@ def load_workflow(
     report = raw.get("report", False)
     if not isinstance(report, bool):
         raise broken("report must be true or false")
+    try:
+        executor = _executor(raw.get("executor"))
+    except ValueError as exc:
+        raise broken(str(exc)) from None
     unknown = set(raw) - {
         "name",
         "version",
@@ -345,6 +358,7 @@ def load_workflow(
         "requires",
         "results",
         "report",
+        "executor",
     }
     if unknown:
         raise broken(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
@@ -359,6 +373,7 @@ def load_workflow(
         requires=requires,
         results=results,
         report=report,
+        executor=executor,
     )
 
 
@@ -422,6 +437,22 @@ def _requires(value: Any) -> tuple[str, ...]:
         if not PROGRAM_RE.match(program):
             raise ValueError(f"requires: {program!r} is not a program name (no paths)")
     return programs
+
+
+def _executor(value: Any) -> str | None:
+    """A workflow's ``executor:``: a plugin name (it becomes ``--executor`` and a module name),
+    or ``local``; never ``dryrun``/``touch``, which would end a run COMPLETE without running
+    its jobs."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not executors.NAME_RE.match(value):
+        raise ValueError(
+            f"executor {value!r} must name a Snakemake executor plugin "
+            "(lowercase letters, digits and '-', starting with a letter, e.g. slurm)"
+        )
+    if value in executors.BUILT_IN and value != executors.LOCAL:
+        raise ValueError(f"executor {value!r} does not run the jobs: use local or a plugin")
+    return value
 
 
 def _result_spec(raw: Any) -> ResultSpec:

@@ -10,7 +10,7 @@ import pytest
 
 from runner.cluster_jobs import submitted
 from runner.executor import ExecutorError, executor_args, stop_signal
-from snakedeck import cluster, envelope, projection
+from snakedeck import cluster, envelope, executors, projection
 from snakedeck.settings import Settings, SettingsError
 from snakedeck.spool import SpoolWriter
 from tests.unit.test_plugin import make_handler, no_env, read_spool, record  # noqa: F401
@@ -96,6 +96,23 @@ def test_the_executor_comes_from_the_workflows_own_profile_or_the_plugin_default
 def test_jobs_on_a_cluster_are_stopped_with_sigint_so_snakemake_cancels_them() -> None:
     assert stop_signal("") == signal.SIGTERM
     assert stop_signal("slurm") == signal.SIGINT
+
+
+@pytest.mark.parametrize(
+    ("site", "workflow", "chosen"),
+    [
+        ("", None, ""),  # neither: Snakemake's local executor, as before
+        ("", "slurm", "slurm"),  # the workflow's
+        ("", "local", "local"),
+        ("slurm", None, "slurm"),  # the site's
+        ("slurm", "other-cluster", "slurm"),  # the site decides
+        ("local", "slurm", "local"),  # a site may keep every job on the runner's host
+    ],
+)
+def test_the_sites_executor_wins_over_the_workflows(
+    site: str, workflow: str | None, chosen: str
+) -> None:
+    assert executors.resolve(site, workflow) == chosen
 
 
 @pytest.mark.parametrize("bad", ["SLURM", "slurm;rm", "../x", "-x"])

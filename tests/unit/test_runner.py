@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,75 @@ def test_a_resumed_run_adds_rerun_incomplete(tmp_path: Path) -> None:
     argv = snakemake_argv(Path("/wf/Snakefile"), rd, "r-1", 2, rerun_incomplete=True)
     assert argv[-1] == "--rerun-incomplete"
     assert "--rerun-incomplete" not in snakemake_argv(Path("/wf/Snakefile"), rd, "r-1", 2)
+
+
+class _Owner:
+    """The least of a runner a run handle needs before Snakemake starts (no store, no bus)."""
+
+    def __init__(self, tmp_path: Path, executor: str) -> None:
+        from unittest.mock import MagicMock
+
+        from snakedeck.settings import Settings
+        from snakedeck.workflows import WorkflowRegistry
+
+        self.settings = Settings.from_env(
+            {"SNAKEDECK_DATA_DIR": str(tmp_path), "SNAKEDECK_EXECUTOR": executor}
+        )
+        self.store = MagicMock()
+        self.store.get_run.return_value = {}
+        self.bus = MagicMock()
+        self.registry = WorkflowRegistry(tmp_path / "workflows")
+        self.runner_id, self.host, self.stopping = "r1", "h", False
+
+    def still_holds(self, run_id: str) -> bool:
+        return True
+
+
+def _handle(tmp_path: Path, site_executor: str, yaml_text: str) -> tuple[Any, Any]:
+    """A run of workflow ``wf`` (``yaml_text``), INITIALIZING, on a runner whose
+    SNAKEDECK_EXECUTOR is ``site_executor``."""
+    from runner.run import RunHandle
+    from snakedeck.spool import SpoolWriter
+    from snakedeck.states import RunState
+    from snakedeck.store.claims import Claim
+
+    wf_dir = tmp_path / "workflows" / "wf"
+    wf_dir.mkdir(parents=True)
+    (wf_dir / "workflow.yaml").write_text(yaml_text)
+    (wf_dir / "Snakefile").write_text("rule all:\n    shell: 'true'\n")
+    owner: Any = _Owner(tmp_path, site_executor)
+    claim = Claim(run_id="run1", runner_id="r1", epoch=1, expires_at=0.0)
+    handle = RunHandle(owner, "run1", claim, mode="execute", workflow="wf")
+    handle.rd.create()
+    handle.writer = SpoolWriter(handle.rd.spool)
+    handle.state = RunState.INITIALIZING
+    return handle, owner.registry.get("wf")
+
+
+def test_a_workflow_asking_for_a_missing_executor_plugin_ends_the_run_system_error(
+    tmp_path: Path,
+) -> None:
+    handle, workflow = _handle(tmp_path, "", "executor: no-such-cluster\n")
+    handle._launch(workflow)
+    assert handle.state == "SYSTEM_ERROR"
+    assert handle.executor == "no-such-cluster" and handle._stop_signal == signal.SIGINT
+    last = json.loads(handle.rd.spool.read_text().splitlines()[-1])
+    assert "pip install snakemake-executor-plugin-no-such-cluster" in last["data"]["reason"]
+    assert "workflow.yaml asks for 'no-such-cluster'" in last["data"]["reason"]
+
+
+def test_the_sites_executor_is_the_runs_whatever_the_workflow_asks(tmp_path: Path) -> None:
+    handle, _ = _handle(tmp_path, "local", "executor: no-such-cluster\n")
+    assert handle._stop_signal == signal.SIGTERM  # before the workflow is known: the site's
+    handle._recover_workflow()  # nothing recorded: resolved from the site and the workflow
+    assert handle.executor == "local" and handle._cluster_watcher() is None
+    handle.rd.write_executor("slurm")  # what a launch recorded
+    handle._recover_workflow()
+    assert handle.executor == "slurm" and handle._stop_signal == signal.SIGINT
+
+
+def test_a_workflows_executor_is_used_when_the_site_sets_none(tmp_path: Path) -> None:
+    handle, _ = _handle(tmp_path, "", "executor: slurm\n")
+    assert handle.executor == "" and handle._stop_signal == signal.SIGTERM
+    handle._recover_workflow()
+    assert handle.executor == "slurm" and handle._stop_signal == signal.SIGINT

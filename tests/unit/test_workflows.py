@@ -49,6 +49,7 @@ def test_demo_is_listed_and_described(registry: WorkflowRegistry) -> None:
         "inputs",
         "results",
         "report",
+        "executor",
         "requires",
         "available",
         "unavailable_reason",
@@ -186,6 +187,11 @@ def test_unknown_or_unsafe_names(registry: WorkflowRegistry, name: object) -> No
         ("results: [{path: ../x}]\n", True, "inside the run's work directory"),
         ("results: [{path: /etc/x}]\n", True, "inside the run's work directory"),
         ("results: [{path: x, kind: movie}]\n", True, "kind must be one of"),
+        ("executor: SLURM\n", True, "must name a Snakemake executor plugin"),
+        ("executor: '../x'\n", True, "must name a Snakemake executor plugin"),
+        ("executor: 'slurm --x'\n", True, "must name a Snakemake executor plugin"),
+        ("executor: [slurm]\n", True, "must name a Snakemake executor plugin"),
+        ("executor: dryrun\n", True, "does not run the jobs"),
     ],
 )
 def test_broken_definition_names_the_file(
@@ -276,3 +282,14 @@ def test_the_shipped_analyses_declare_their_inputs_and_programs(registry) -> Non
     assert sheet.table.file_columns() == {"fastq1": ("fastq",), "fastq2": ("fastq",)}
     assert vc.requires == ("bwa", "samtools", "bcftools")
     assert registry.validate_config("blast", {})["program"] == "blastn"
+
+
+def test_a_workflow_may_choose_its_executor(tmp_path: Path, registry: WorkflowRegistry) -> None:
+    make_workflow(tmp_path, "cluster", "executor: slurm\n")
+    make_workflow(tmp_path, "here", "executor: local\n")
+    reg = WorkflowRegistry(tmp_path)
+    assert reg.get("cluster").executor == "slurm"
+    assert reg.get("cluster").to_dict()["executor"] == "slurm"
+    assert reg.get("here").executor == "local"
+    assert registry.get("demo").executor is None  # the demo runs where the runner says
+    assert registry.get("demo").to_dict()["executor"] is None
