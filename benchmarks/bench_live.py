@@ -34,9 +34,10 @@ import pika
 
 from benchmarks.common import AMQP_URL, amqp_namespace, cpu_seconds, percentile, row, rss_mb
 from benchmarks.pipeline_parts import start_consumers, stop_all
+from runner.run import FORWARD_POLL
 from snakedeck import envelope
 from snakedeck.bus.amqp import AmqpBus
-from snakedeck.forwarder import Forwarder
+from snakedeck.forwarder import BUSY_POLL, Forwarder
 from snakedeck.settings import Settings
 from snakedeck.spool import SpoolWriter
 from snakedeck.store import open_store
@@ -208,7 +209,8 @@ def source(spool: Path, run_id: str, rate: int, seconds: float, namespace: str, 
     bus = AmqpBus(AMQP_URL, namespace)
     fwd = Forwarder(spool, bus, batch_size=500)
     stop = threading.Event()
-    thread = threading.Thread(target=fwd.run, args=(stop, 0.01), daemon=True)
+    # As the runner forwards (runner/run.py): FORWARD_POLL, and BUSY_POLL while events flow.
+    thread = threading.Thread(target=fwd.run, args=(stop, FORWARD_POLL, BUSY_POLL), daemon=True)
     thread.start()
     n = append_paced(spool, run_id, rate, seconds)
     deadline = time.time() + 30

@@ -36,7 +36,7 @@ from runner.supervisor import (
 from snakedeck import bundles, cluster, envelope, executors, messages
 from snakedeck.bus.base import Bus, Delivery
 from snakedeck.envelope import Envelope
-from snakedeck.forwarder import Forwarder
+from snakedeck.forwarder import BUSY_POLL, Forwarder
 from snakedeck.rundir import RunDir, RunDirError, run_dir
 from snakedeck.settings import Settings
 from snakedeck.spool import SpoolReader, SpoolWriter
@@ -290,7 +290,7 @@ class RunHandle:
 
     def _start_forwarder(self) -> None:
         self.forwarder = Forwarder(self.rd.spool, self.runner.bus)
-        self.forwarder.start_thread(poll_interval=FORWARD_POLL)
+        self.forwarder.start_thread(poll_interval=FORWARD_POLL, busy_poll=BUSY_POLL)
 
     def _execute(self) -> None:
         assert self.command is not None

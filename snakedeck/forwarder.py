@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Final
 
 from snakedeck import envelope
 from snakedeck.backoff import Backoff
@@ -21,6 +22,11 @@ from snakedeck.bus.base import Bus, BusError, Outgoing
 from snakedeck.spool import SpoolReader, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
+
+BUSY_POLL: Final = 0.002
+"""The runner's poll while the last one found events: a flowing run's next event waits about
+a millisecond, and an idle spool is still only polled every ``poll_interval``. Not inside
+Snakemake (the hand-run plugin), where each poll would take the interpreter from the run."""
 
 
 class Forwarder:
@@ -108,8 +114,12 @@ class Forwarder:
             save_checkpoint(self.spool_path, self._offset, self._seq)
             return len(items)
 
-    def run(self, stop: threading.Event, poll_interval: float = 0.05) -> None:
-        """Forward until ``stop`` is set, then make one bounded attempt to drain the rest."""
+    def run(
+        self, stop: threading.Event, poll_interval: float = 0.05, busy_poll: float | None = None
+    ) -> None:
+        """Forward until ``stop`` is set, then make one bounded attempt to drain the rest.
+        ``busy_poll``: the shorter wait after a poll that found events (``None``: the same)."""
+        after_events = poll_interval if busy_poll is None else min(poll_interval, busy_poll)
         backoff = Backoff()
         while not stop.is_set():
             try:
@@ -123,8 +133,10 @@ class Forwarder:
                 backoff.wait(stop)
                 continue
             backoff.reset()
-            if n < self.batch_size:
+            if n == 0:
                 stop.wait(poll_interval)
+            elif n < self.batch_size:  # events are flowing: the next one is likely soon
+                stop.wait(after_events)
         if self.backlog_bytes():
             self.drain(self.final_drain_timeout)
         else:
@@ -156,16 +168,19 @@ class Forwarder:
                 self.all_confirmed = False
                 return False
 
-    def start_thread(self, poll_interval: float = 0.05) -> threading.Thread:
+    def start_thread(
+        self, poll_interval: float = 0.05, busy_poll: float | None = None
+    ) -> threading.Thread:
         """Run :meth:`run` on a daemon thread (stopped by :meth:`stop`). Inside Snakemake (the
-        hand-run plugin) the default poll keeps its cost low; the runner polls faster, since an
-        event's wait for the next poll is part of the live feed's latency."""
+        hand-run plugin) the default poll keeps its cost low; the runner polls faster, and
+        faster still while events flow (:data:`BUSY_POLL`), since an event's wait for the next
+        poll is part of the live feed's latency."""
         if self._thread is not None and self._thread.is_alive():
             return self._thread
         self._stop.clear()
         self._thread = threading.Thread(
             target=self.run,
-            args=(self._stop, poll_interval),
+            args=(self._stop, poll_interval, busy_poll),
             name=f"forwarder:{self.spool_path.name}",
             daemon=True,
         )
