@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from tests.integration.test_standalone import SNAKEDECK, Server, running_standalone
+from tests.support.rest import TERMINAL
 from tests.support.waiting import wait_for
-
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from tests.support.live_clients import Pipeline, SocketIOFeed, wait_until
-
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
+from tests.support.rest import TERMINAL
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from runner.service import Runner
 from snakedeck.bus import open_bus
 from snakedeck.store import open_store
 from tests.integration.test_gateway_rest import assert_problem
 from tests.support.live_clients import REPO, Pipeline, wait_until
+from tests.support.rest import api, finished
 
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 BLAST_DATA = REPO / "workflows" / "blast" / "testdata"
 VC_DATA = REPO / "workflows" / "variant-calling" / "testdata"
 
@@ -34,10 +33,6 @@ def pipeline(settings_factory, store_backend: str) -> Iterator[Pipeline]:
         yield p.start(runner=True)
     finally:
         p.stop()
-
-
-def api(url: str, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(method, f"{url}/api/v1{path}", timeout=60, **kw)
 
 
 def upload(url: str, path: Path, name: str | None = None, **fields: Any) -> str:
@@ -52,15 +47,6 @@ def submit(url: str, workflow: str, inputs: dict[str, str], **body: Any) -> str:
     resp = api(url, "POST", "/runs", json={"workflow": workflow, "inputs": inputs, **body})
     assert resp.status_code == 201, resp.text
     return resp.json()["run_id"]
-
-
-def finished(url: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
-    wait_until(
-        lambda: api(url, "GET", f"/runs/{run_id}").json()["state"] in TERMINAL,
-        timeout,
-        f"run {run_id} to end",
-    )
-    return api(url, "GET", f"/runs/{run_id}").json()
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:

@@ -27,11 +27,11 @@ from snakedeck.rundir import RunDir, run_dir
 from snakedeck.settings import Settings
 from snakedeck.store import JobFilter, Store
 from snakedeck.workflows import WorkflowRegistry
+from tests.support.rest import TERMINAL
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
 
 # -- fixtures -----------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from snakedeck.service.wes import snakemake_version
 from tests.integration.test_gateway_access import ADMIN, TOKENS, build
 from tests.support import wes_spec
 from tests.support.live_clients import Pipeline, wait_until
+from tests.support.rest import TERMINAL
 
 WES = "/ga4gh/wes/v1"
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
 
 @pytest.fixture
