@@ -1,7 +1,9 @@
-"""The launch form with registered files, in headless Chromium against a real standalone gateway
-running real BLAST+ / bwa / samtools / bcftools: upload from the form's pickers, pick a file
-registered before, start from a config file, submit, and check what the analysis found; a
-sample sheet that breaks its schema has its problems shown at its picker, by row and column.
+"""The launch form with registered files, in headless Chromium against a real gateway running
+real BLAST+ / bwa / samtools / bcftools (the BLAST test over RabbitMQ and the Mongo store, with
+the hits read back from the store; the sheet test on a standalone gateway): upload from the
+form's pickers, pick a file registered before, start from a config file, submit, and check
+what the analysis found; a sample sheet that breaks its schema has its problems shown at its
+picker, by row and column.
 
 Run each test alone (each is a real run of a real workflow):
 ``pytest tests/browser/test_launch_inputs.py -k blast``.
@@ -11,6 +13,8 @@ Each test ends by asserting the browser console logged no error (see ``conftest.
 from __future__ import annotations
 
 import csv
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
+from tests.browser.conftest import gateway_settings
 from tests.browser.helpers import (
     REPO,
     SCREENSHOTS,
@@ -28,6 +33,7 @@ from tests.browser.helpers import (
     wait_for,
 )
 from tests.browser.test_dashboard import run_state
+from tests.support.live_clients import Pipeline
 
 pytestmark = pytest.mark.browser
 
@@ -77,9 +83,28 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def test_blast_from_the_form_with_an_upload_made_there(gateway, browser, tmp_path):
+@pytest.fixture(scope="module")
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory, amqp_url: str, mongo_uri: str
+) -> Iterator[Pipeline]:
+    """The deployment's own parts: RabbitMQ, the Mongo store (mongoeco's wire server; a real
+    MongoDB with SNAKEDECK_TEST_MONGO_URI), runner and consumer here, the gateway a process."""
+    settings = gateway_settings(
+        tmp_path_factory,
+        amqp_url=amqp_url,
+        mongo_uri=mongo_uri,
+        mongo_db=f"sdbrowser_{uuid.uuid4().hex[:10]}",
+    )
+    pipe = Pipeline(settings)
+    try:
+        yield pipe.start(runner=True)
+    finally:
+        pipe.stop()
+
+
+def test_blast_from_the_form_with_an_upload_made_there(pipeline, browser, tmp_path):
     d = browser
-    gw = gateway
+    gw = pipeline.gateways[0]
     reference = upload_api(gw, BLAST_DATA / "reference.fa")
     d.get(gw.url + "/dashboard/launch?workflow=blast")
     wait_for(d, lambda d: "Searches every sequence" in text_of(d, "#launch-about"), 30)
@@ -116,7 +141,9 @@ def test_blast_from_the_form_with_an_upload_made_there(gateway, browser, tmp_pat
     assert run["config_file"]["name"] == "strict.yaml"
     assert run["config"]["evalue"] == 1e-5 and run["config"]["max_target_seqs"] == 5
     # What BLAST found: the hits the shipped test data must give, and no hit for q4.
-    hits = read_tsv(gw.settings.runs_dir / run_id / "work" / "hits.tsv")
+    served = requests.get(f"{gw.url}/api/v1/runs/{run_id}/outputs/hits.tsv", timeout=30)
+    assert served.status_code == 200, served.text  # from the store: no disk is shared
+    hits = list(csv.DictReader(served.text.splitlines(), delimiter="\t"))
     expected = read_tsv(BLAST_DATA / "expected_hits.tsv")
     assert [{k: row[k] for k in expected[0]} for row in hits] == expected
     assert not any(row["query"] == "q4_nohit" for row in hits)

@@ -1,6 +1,7 @@
 """The run page's view of what a run leaves, in headless Chromium against real parts: RabbitMQ,
 the runner running real Snakemake, the consumer (both in this process), the gateway as its own
-process, one SQLite store. Why a job failed (first in its drawer), the Log tab's live tail,
+process, the Mongo store (mongoeco's wire server; a real MongoDB with
+SNAKEDECK_TEST_MONGO_URI). Why a job failed (first in its drawer), the Log tab's live tail,
 the Results tab's previews, the estimate while a run runs, measured resources in the job
 table, and Resume.
 
@@ -10,6 +11,7 @@ Each test ends by asserting the browser console logged no error (see ``conftest.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,22 @@ RUN_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, amqp_url: str) -> Iterator[Pipeline]:
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory, amqp_url: str, mongo_uri: str
+) -> Iterator[Pipeline]:
     """Consumer and runner here, the gateway in its own process, over the machine's RabbitMQ
-    (a namespace of its own): the demo workflow and one whose failure can be fixed."""
+    (a namespace of its own) and the Mongo store: the demo workflow and one whose failure can
+    be fixed."""
     workflows = tmp_path_factory.mktemp("sd-artefact-workflows")
     (workflows / "demo").symlink_to(REPO / "workflows" / "demo")
     (workflows / "fixable").symlink_to(REPO / "tests" / "workflows" / "fixable")
     settings = gateway_settings(
-        tmp_path_factory, amqp_url=amqp_url, workflows_dir=workflows, sample_interval=0.25
+        tmp_path_factory,
+        amqp_url=amqp_url,
+        mongo_uri=mongo_uri,
+        mongo_db=f"sdbrowser_{uuid.uuid4().hex[:10]}",
+        workflows_dir=workflows,
+        sample_interval=0.25,
     )
     pipe = Pipeline(settings)
     try:

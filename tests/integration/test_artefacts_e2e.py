@@ -193,7 +193,7 @@ def test_with_no_shared_disk_a_run_shows_its_logs_failure_and_results(
 
 @pytest.fixture
 def test_workflows(settings_factory) -> Iterator[Pipeline]:
-    pipeline = Pipeline(settings_factory(backend="sqlite", workflows_dir=TEST_WORKFLOWS, cores=2))
+    pipeline = Pipeline(settings_factory(backend="mongo", workflows_dir=TEST_WORKFLOWS, cores=2))
     try:
         yield pipeline.start(runner=True)
     finally:
