@@ -412,6 +412,12 @@ def test_broker_down_means_not_ready_and_submissions_fail_cleanly(tmp_path, amqp
             ready = requests.get(gateway.url + "/readyz", timeout=30)
             body = assert_problem(ready, 503)
             assert body["checks"]["store"] == "ok" and body["checks"]["bus"] != "ok"
+
+            def updates_check() -> str:
+                return requests.get(gateway.url + "/readyz", timeout=30).json()["checks"]["updates"]
+
+            # The live feed's own consumer lost its connection too, and readiness says so.
+            wait_until(lambda: updates_check() != "ok", what="/readyz to name the updates feed")
             resp = requests.post(
                 gateway.url + "/api/v1/runs", json={"workflow": "demo"}, timeout=60
             )
@@ -428,3 +434,4 @@ def test_broker_down_means_not_ready_and_submissions_fail_cleanly(tmp_path, amqp
                 lambda: requests.get(gateway.url + "/readyz", timeout=30).status_code == 200,
                 what="readiness after the broker came back",
             )
+            wait_until(lambda: updates_check() == "ok", what="the updates feed back on /readyz")

@@ -42,14 +42,16 @@ def print_table(terminalreporter: Any) -> None:
         return
     terminalreporter.write_sep("=", "fault suite figures")
     terminalreporter.write_line(
-        f"{'scenario':44} {'state':14} {'jobs':>5} {'events':>7} {'gaps':>4} {'term':>4} "
+        f"{'scenario':44} {'state':14} {'jobs':>5} {'spooled':>7} {'stored':>7} {'gaps':>4} "
+        f"{'term':>4} "
         f"{'runs':>4} {'feed ev.':>15} {'dup':>3} {'recovery':>9}  notes"
     )
     for f in sorted(rows, key=lambda r: r["scenario"]):
         feeds = "/".join(str(n) for n in f["feed_events"].values()) or "-"
         recovery = f"{f['recovery_s']:.1f} s" if f["recovery_s"] is not None else "-"
         terminalreporter.write_line(
-            f"{f['scenario'][:44]:44} {f['state']:14} {f['jobs']:>5} {f['events']:>7} "
+            f"{f['scenario'][:44]:44} {f['state']:14} {f['jobs']:>5} {f.get('expected', 0):>7} "
+            f"{f['events']:>7} "
             f"{f['gaps']:>4} {f['terminal_states']:>4} {f['executions']:>4} {feeds:>15} "
             f"{f['feed_duplicates']:>3} {recovery:>9}  {f['notes']}"
         )
