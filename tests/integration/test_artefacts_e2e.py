@@ -24,28 +24,15 @@ from snakedeck.bus import open_bus
 from snakedeck.settings import Settings
 from snakedeck.store import open_store
 from tests.support.live_clients import REPO, GatewayProcess, Pipeline, WebSocketFeed, wait_until
+from tests.support.rest import api, finished
 
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 TEST_WORKFLOWS = REPO / "tests" / "workflows"
-
-
-def api(url: str, method: str, path: str, **kw: Any) -> requests.Response:
-    return requests.request(method, f"{url}/api/v1{path}", timeout=60, **kw)
 
 
 def submit(url: str, workflow: str, config: dict[str, Any]) -> str:
     resp = api(url, "POST", "/runs", json={"workflow": workflow, "config": config})
     assert resp.status_code == 201, resp.text
     return resp.json()["run_id"]
-
-
-def finished(url: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
-    wait_until(
-        lambda: api(url, "GET", f"/runs/{run_id}").json()["state"] in TERMINAL,
-        timeout,
-        f"run {run_id} to end",
-    )
-    return api(url, "GET", f"/runs/{run_id}").json()
 
 
 def failed_jobs(url: str, run_id: str) -> list[dict[str, Any]]:
