@@ -376,7 +376,9 @@ def test_a_restarted_runner_adopts_or_judges_what_its_crash_left(
         events = assert_gap_free(store, run_id, len(spool_events(rd)))
         states = [e["data"]["state"] for e in events if e["type"] == "run_state"]
         assert states == ["INITIALIZING", "RUNNING", state]  # an adopted one was also sampled
-        assert store.get_claim(run_id).finished  # kept, finished, once every event was out
+        # The claim is kept and marked finished once every event is out and the artefacts
+        # are shipped: just after the last event is stored, not with it.
+        wait_for(lambda: store.get_claim(run_id).finished, 30, "the claim to be finished")
     finally:
         if leftover is not None and leftover.poll() is None:
             leftover.kill()
