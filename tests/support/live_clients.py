@@ -251,10 +251,26 @@ class SocketIOFeed(Recorder):
         self.reconnects = 0
         self._subscriptions: list[dict[str, Any]] = []
         self.client = socketio.Client(reconnection=reconnect, reconnection_delay=0.5)
+        self._record_in_arrival_order()
         for kind in ("event", "events", "run", "job", "log"):
             self.client.on(kind, self._handler(kind))
         if reconnect:
             self.client.on("connect", self._resubscribe)
+
+    def _record_in_arrival_order(self) -> None:
+        """engine.io's Python client hands each message to a thread of its own, so two events
+        sent in order could be recorded out of it (seen in CI: seq 31 before 30). A browser's
+        client handles them in order, and the order is what the tests check: handle each
+        message on the read loop. (Acks still work: a ``call`` waits on another thread.)"""
+        eio = self.client.eio
+        trigger = eio._trigger_event
+
+        def in_order(event: str, *args: Any, **kwargs: Any) -> Any:
+            if event == "message":
+                kwargs["run_async"] = False
+            return trigger(event, *args, **kwargs)
+
+        eio._trigger_event = in_order
 
     def _handler(self, kind: str) -> Callable[[Any], None]:
         return lambda data: self.add(kind, data)
