@@ -12,6 +12,7 @@ import pytest
 from snakedeck.settings import Settings
 from tests.browser.helpers import REPO, chrome_available, console_errors, start_chrome
 from tests.support.live_clients import GatewayProcess
+from tests.support.network_lock import steady_network
 from tests.support.services import unavailable
 
 pytestmark = pytest.mark.browser
@@ -141,11 +142,12 @@ def browser() -> Iterator[object]:
     """Headless Chromium; the test fails if the console logged an error along the way."""
     if not chrome_available():
         unavailable("chromium and chromedriver")
-    driver, profile = start_chrome()
-    try:
-        yield driver
-        errors = console_errors(driver)
-        assert not errors, f"browser console errors: {errors}"
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    with steady_network():  # the many-hosts tests' network changes abort Chromium's loads
+        driver, profile = start_chrome()
+        try:
+            yield driver
+            errors = console_errors(driver)
+            assert not errors, f"browser console errors: {errors}"
+        finally:
+            driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)

@@ -23,6 +23,7 @@ from snakedeck.states import TERMINAL_RUN_STATES
 from tests.support import netns, rabbit_node
 from tests.support.deployment import Deployment
 from tests.support.live_clients import SocketIOFeed, WebSocketFeed
+from tests.support.network_lock import changing_network
 from tests.support.services import unavailable
 from tests.support.waiting import wait_for
 
@@ -75,17 +76,18 @@ class Infra:
 
 @pytest.fixture(scope="module")
 def network() -> Iterator[netns.Network]:
-    try:
-        netns.check_available()
-    except netns.NetnsUnavailable as exc:
-        unavailable(f"network namespaces ({exc})")
-    if not rabbit_node.available():
-        unavailable("a private RabbitMQ node (rabbitmq-server binaries, root)")
-    net = netns.Network()
-    try:
-        yield net
-    finally:
-        net.close()
+    with changing_network():  # no browser test meanwhile: Chromium aborts loads on a change
+        try:
+            netns.check_available()
+        except netns.NetnsUnavailable as exc:
+            unavailable(f"network namespaces ({exc})")
+        if not rabbit_node.available():
+            unavailable("a private RabbitMQ node (rabbitmq-server binaries, root)")
+        net = netns.Network()
+        try:
+            yield net
+        finally:
+            net.close()
 
 
 @pytest.fixture(scope="module")
