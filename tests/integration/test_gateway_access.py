@@ -22,6 +22,7 @@ from snakedeck import auth
 from snakedeck.auth import LOCAL_ADMIN, Principal, Role, new_token, token_hash
 from snakedeck.settings import Settings
 from snakedeck.store import AuditFilter
+from tests.support.in_process import in_process_gateway
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN = "admin-secret-token"
@@ -48,10 +49,6 @@ class Gateway:
 
 
 def build(tmp: Path, **overrides: Any) -> Gateway:
-    from cli.processes import build_gateway
-    from snakedeck.bus import open_bus
-    from snakedeck.store import open_store
-
     token_file = tmp / "tokens"
     token_file.write_text(
         "# name:role:sha256\n"
@@ -68,10 +65,7 @@ def build(tmp: Path, **overrides: Any) -> Gateway:
     }
     values.update(overrides)
     settings = Settings(**values)
-    store = open_store(settings)
-    bus = open_bus(settings)
-    bus.declare()
-    return Gateway(build_gateway(settings, store, bus), store, bus)
+    return Gateway(*in_process_gateway(settings))
 
 
 @pytest.fixture(scope="module")

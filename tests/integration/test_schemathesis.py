@@ -44,6 +44,7 @@ from snakedeck.auth import LOCAL_ADMIN
 from snakedeck.run_inputs import FILE_ID_RE
 from snakedeck.settings import Settings
 from tests.support.events import persist, synthetic_run
+from tests.support.in_process import in_process_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +85,6 @@ def _register(service: Any, path_or_bytes: Path | bytes, name: str, kind: str | 
 
 def build_app(data_dir: Path) -> tuple[Any, Any, Any]:
     """The gateway as standalone mode builds it (no runner: runs stay QUEUED), seeded."""
-    from cli.processes import build_gateway
-    from snakedeck.bus import open_bus
-    from snakedeck.store import open_store
-
     settings = Settings(
         data_dir=data_dir,
         workflows_dir=REPO / "workflows",
@@ -95,10 +92,7 @@ def build_app(data_dir: Path) -> tuple[Any, Any, Any]:
         rate_submit="off",
         rate_upload="off",
     )
-    store = open_store(settings)
-    bus = open_bus(settings)
-    bus.declare()
-    app = build_gateway(settings, store, bus)
+    app, store, bus = in_process_gateway(settings)
     service = app.extensions["snakedeck.service"]
     SEEDED.service = service
     blast, vc = REPO / "workflows/blast/testdata", REPO / "workflows/variant-calling/testdata"

@@ -43,6 +43,7 @@ from snakedeck.auth import LOCAL_ADMIN
 from snakedeck.service.wes import Links, RunRequestForm, Wes, snakemake_version
 from snakedeck.settings import Settings
 from tests.support.events import persist, synthetic_run
+from tests.support.in_process import in_process_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +62,6 @@ SEEDED = Seeded()
 
 
 def build_app(data_dir: Path) -> tuple[Any, Any, Any]:
-    from cli.processes import build_gateway
-    from snakedeck.bus import open_bus
-    from snakedeck.store import open_store
-
     settings = Settings(
         data_dir=data_dir,
         workflows_dir=REPO / "workflows",
@@ -72,10 +69,7 @@ def build_app(data_dir: Path) -> tuple[Any, Any, Any]:
         rate_submit="off",
         rate_upload="off",
     )
-    store = open_store(settings)
-    bus = open_bus(settings)
-    bus.declare()
-    app = build_gateway(settings, store, bus)
+    app, store, bus = in_process_gateway(settings)
     wes = Wes(app.extensions["snakedeck.service"], Links(root="http://localhost"))
     fields = {
         "workflow_type": "SMK",
