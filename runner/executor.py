@@ -16,8 +16,6 @@ from pathlib import Path
 
 from snakedeck.executors import BUILT_IN, plugin_module, plugin_package
 
-__all__ = ["BUILT_IN", "ExecutorError", "executor_args", "plugin_module", "stop_signal"]
-
 
 class ExecutorError(RuntimeError):
     """The chosen executor cannot be used on this runner (its plugin is not installed)."""

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 from runner import cluster_jobs, exit_status
 from runner.artefacts import RunArtefacts
 from runner.bundle import stage_bundle
-from runner.executor import BUILT_IN, ExecutorError, executor_args, stop_signal
+from runner.executor import ExecutorError, executor_args, stop_signal
 from runner.inputs import stage_inputs
 from runner.supervisor import (
     SnakemakeProcess,
@@ -395,7 +395,7 @@ class RunHandle:
 
     def _cluster_watcher(self) -> cluster_jobs.Watcher | None:
         """While Snakemake runs (started here or adopted): where its cluster jobs run."""
-        if self.executor in BUILT_IN:
+        if self.executor in executors.BUILT_IN:
             return None
         return cluster_jobs.Watcher(
             self.run_id, self.rd.spool, since=self.spool_start, emit=self._append_event
@@ -404,7 +404,7 @@ class RunHandle:
     def _settle_cluster_jobs(self, *, stopped: bool) -> None:
         """Once Snakemake is gone: record what SLURM says of this attempt's jobs, ``scancel``
         those still queued when the run was stopped."""
-        if self.executor in BUILT_IN:
+        if self.executor in executors.BUILT_IN:
             return
         try:
             cluster_jobs.settle(
