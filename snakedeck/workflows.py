@@ -335,6 +335,7 @@ def load_workflow(
         inputs = tuple(_input_spec(i) for i in raw_inputs)
         requires = _requires(raw.get("requires"))
         results = tuple(_result_spec(r) for r in _list(raw.get("results"), "results"))
+        executor = _executor(raw.get("executor"))
     except ValueError as exc:
         raise broken(str(exc)) from None
     names = [i.name for i in inputs]
@@ -345,10 +346,6 @@ def load_workflow(
     report = raw.get("report", False)
     if not isinstance(report, bool):
         raise broken("report must be true or false")
-    try:
-        executor = _executor(raw.get("executor"))
-    except ValueError as exc:
-        raise broken(str(exc)) from None
     unknown = set(raw) - {
         "name",
         "version",
