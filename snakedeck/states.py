@@ -124,7 +124,7 @@ def path_to(current: RunState, new: RunState) -> list[RunState]:
     goes through CANCELING only to end CANCELED: nobody asked to cancel a run that completed."""
     if current == new:
         return []
-    detours = {RunState.CANCELING} - {new} if new != RunState.CANCELED else set()
+    detours = set() if new in (RunState.CANCELING, RunState.CANCELED) else {RunState.CANCELING}
     paths: dict[RunState, list[RunState]] = {current: []}
     frontier = [current]
     while frontier:
