@@ -7,8 +7,10 @@ the site, no framing by other sites, and a Content-Security-Policy per kind of p
 * The API docs (flasgger's Swagger UI): its page configures itself with an inline script.
 * Everything else is data (JSON, files, metrics): nothing may run or load.
 
-Answers Flask never sees (Socket.IO's polling transport, a refused ``Host``) get the base
-headers and the data policy from :class:`SecurityHeaders`, the outermost WSGI layer.
+The base headers go on every answer from :class:`SecurityHeaders`, the outermost WSGI layer,
+so answers Flask never sees (Socket.IO's polling transport, a refused ``Host``) get them too,
+with the data policy; Flask's own answers get their page's policy in an ``after_request``
+hook.
 """
 
 from __future__ import annotations
@@ -53,9 +55,7 @@ def init_app(app: Flask) -> None:
         return hashes["csp"]
 
     @app.after_request
-    def _security_headers(resp: Response) -> Response:
-        for key, value in BASE.items():
-            resp.headers.setdefault(key, value)
+    def _page_policy(resp: Response) -> Response:  # BASE: SecurityHeaders, on every answer
         path = request.path
         if path.startswith("/dashboard"):
             csp = dashboard_policy()
