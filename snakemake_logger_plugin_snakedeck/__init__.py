@@ -8,18 +8,20 @@ spool file (one JSON line each, no network, no waiting).
 - **Hand-run mode** (a user's own ``snakemake``; an AMQP URL from ``--logger-snakedeck-amqp-url``,
   or ``SNAKEDECK_AMQP_URL`` when no spool path is given): the plugin generates a run id unless one
   is given, spools to ``.snakemake/snakedeck/<run_id>.jsonl``, writes the run's ``run_state``
-  events itself and forwards the spool to RabbitMQ from a thread. Whatever is not delivered when
-  Snakemake ends stays in the spool for ``snakedeck replay SPOOL``. Without any AMQP URL it
-  still records the run in the spool, for a later replay.
+  events itself and forwards the spool to RabbitMQ from a process of its own beside Snakemake
+  (:mod:`.forwarding`, so pika and the confirms never share Snakemake's interpreter). Whatever is
+  not delivered when Snakemake ends stays in the spool for ``snakedeck replay SPOOL``. Without
+  any AMQP URL it still records the run in the spool, for a later replay.
 
 Snakemake imports every installed logger plugin at every start: this module imports the stdlib,
-the logger-plugin interface and snakedeck's stdlib-only modules, nothing more (pika only when a
-hand-run actually forwards).
+the logger-plugin interface and snakedeck's stdlib-only modules, nothing more (pika only in the
+forwarding process).
 """
 
 import contextlib
 import logging
 import os
+import subprocess
 import sys
 import threading
 import uuid
@@ -36,6 +38,8 @@ from snakedeck.spool import SpoolWriter
 from snakedeck.states import RunState, path_to
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
+FORWARDING_GRACE = 10.0
+"""Seconds the forwarding process may take beyond the drain timeout (its start-up: pika)."""
 HAND_RUN_SPOOL_DIR = Path(".snakemake") / "snakedeck"
 
 # Attributes every LogRecord has; whatever else is in a record's __dict__ is Snakemake's payload.
@@ -178,8 +182,7 @@ class LogHandler(LogHandlerBase):
         self._lock = threading.Lock()
         self._closed = False
         self._writer: SpoolWriter | None = None
-        self._forwarder: Any = None
-        self._bus: Any = None
+        self._forwarder: subprocess.Popen[bytes] | None = None
         self._failed = False
         self._failure_msg = ""
         self._interrupted = False
@@ -195,10 +198,6 @@ class LogHandler(LogHandlerBase):
         run_id = s.run_id if s else None
         amqp_flag = s.amqp_url if s else None
 
-        env = _env_settings(namespace=s.namespace if s else None)
-        amqp_url = amqp_flag
-        if amqp_url is None and spool is None:
-            amqp_url = env.amqp_url if env is not None else os.environ.get("SNAKEDECK_AMQP_URL")
         # Runner mode: the runner gave the spool and forwards it itself.
         self.hand_run = spool is None or amqp_flag is not None
 
@@ -218,6 +217,10 @@ class LogHandler(LogHandlerBase):
             self._cancel_marker = cancel_marker_path(self.spool_path)
             return
 
+        env = _env_settings(namespace=s.namespace if s else None)
+        amqp_url = amqp_flag
+        if amqp_url is None and spool is None:
+            amqp_url = env.amqp_url if env is not None else os.environ.get("SNAKEDECK_AMQP_URL")
         self._drain_timeout = (
             s.drain_timeout if s and s.drain_timeout is not None else DEFAULT_DRAIN_TIMEOUT
         )
@@ -233,18 +236,22 @@ class LogHandler(LogHandlerBase):
             self._start_forwarding(amqp_url, env)
 
     def _start_forwarding(self, amqp_url: str, env: Any) -> None:
+        """Start the forwarding process (:mod:`.forwarding`) beside Snakemake: a thread here
+        would share Snakemake's interpreter, and pika's work would slow the workflow."""
         try:
-            from snakedeck.bus import open_bus
-            from snakedeck.forwarder import Forwarder
             from snakedeck.settings import Settings
 
-            base = env if env is not None else Settings()
-            self._bus = open_bus(base.with_(amqp_url=amqp_url))
-            # Stopping the thread makes it drain once more, for at most drain_timeout.
-            self._forwarder = Forwarder(
-                self.spool_path, self._bus, final_drain_timeout=self._drain_timeout
-            )
-            self._forwarder.start_thread()
+            settings = (env if env is not None else Settings()).with_(amqp_url=amqp_url)
+            child_env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
+            child_env.update(settings.to_env())
+            assert self.spool_path is not None
+            self._forwarder = subprocess.Popen(
+                [
+                    sys.executable, "-m", "snakemake_logger_plugin_snakedeck.forwarding",
+                    str(self.spool_path), "--drain-timeout", str(self._drain_timeout),
+                ],
+                stdin=subprocess.PIPE, env=child_env,
+            )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - forwarding is best effort; the spool keeps all
             _say(f"cannot forward events to RabbitMQ ({exc}); they stay in {self.spool_path}")
             self._forwarder = None
@@ -332,15 +339,7 @@ class LogHandler(LogHandlerBase):
         self._writer = None
         if not self.hand_run:
             return
-        delivered = False
-        if self._forwarder is not None:
-            try:
-                delivered = bool(self._forwarder.stop(timeout=self._drain_timeout + 1.0))
-            except Exception as exc:  # noqa: BLE001
-                _say(f"forwarding stopped: {exc}")
-        if self._bus is not None:
-            with contextlib.suppress(Exception):
-                self._bus.close()
+        delivered = self._forwarder is not None and self._stop_forwarding()
         if delivered:
             _say(f"run {self.run_id}: every event delivered")
         else:
@@ -348,6 +347,20 @@ class LogHandler(LogHandlerBase):
                 f"run {self.run_id}: events not yet delivered stay in {self.spool_path}; "
                 f"deliver them with: snakedeck replay {self.spool_path}"
             )
+
+    def _stop_forwarding(self) -> bool:
+        """Tell the forwarding process the spool is complete; True once it confirmed it all."""
+        child = self._forwarder
+        assert child is not None and child.stdin is not None
+        with contextlib.suppress(OSError):
+            child.stdin.close()  # its end of file: drain and exit
+        try:
+            # Its own drain is bounded by the drain timeout; the rest is its start-up.
+            return child.wait(self._drain_timeout + FORWARDING_GRACE) == 0
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            return False
 
     # -- LogHandlerBase -------------------------------------------------------------------------
     @property

@@ -3,16 +3,19 @@ forwards it while Snakemake runs, and leaves what it could not deliver for ``sna
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from cli.replay import replay
@@ -113,3 +116,86 @@ def test_hand_run_without_broker_leaves_the_spool_for_replay(
     wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "replay")
     assert_complete_run(store, run_id, len(events))
     assert replay(spool, settings, progress=False, timeout=30) == 0  # nothing left: a no-op
+
+
+def start_snakemake_by_hand(project: Path, *args: str) -> subprocess.Popen[str]:
+    """Like :func:`snakemake_by_hand`, in its own process group, as a terminal would start it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "snakemake", "--cores", "1", "--config", "samples=3",
+            "sleep=2", "--logger", "snakedeck", *args,
+        ],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def forwarding_processes(spool: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "snakemake_logger_plugin_snakedeck.forwarding" in cmdline and str(spool) in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_ctrl_c_on_a_hand_run_still_delivers_its_cancellation(
+    settings: Settings, store: Store, consumer: Consumer, project: Path, amqp_url: str
+) -> None:
+    """Ctrl-C reaches the whole process group: the forwarding process must outlive Snakemake's
+    shutdown and deliver the run's last events, CANCELED included."""
+    run_id = "hand-ctrl-c-1"
+    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
+    proc = start_snakemake_by_hand(
+        project,
+        "--logger-snakedeck-amqp-url", amqp_url,
+        "--logger-snakedeck-namespace", settings.namespace,
+        "--logger-snakedeck-run-id", run_id,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: spool.is_file() and '"job_started"' in spool.read_text(), 120, "a started job"
+        )
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "every event delivered" in err, err[-3000:]
+    events = spooled(spool)
+    assert events[-1]["data"] == {"state": "CANCELED", "reason": "interrupted"}
+    wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "events")
+    run = store.get_run(run_id)
+    assert run is not None and run["state"] == "CANCELED"
+    assert forwarding_processes(spool) == []
+
+
+def test_a_killed_hand_run_still_delivers_what_it_spooled(
+    settings: Settings, store: Store, consumer: Consumer, project: Path, amqp_url: str
+) -> None:
+    """Snakemake killed outright writes no last event, but what it spooled before still reaches
+    the store: the forwarding process sees its pipe close, drains the spool and exits."""
+    run_id = "hand-killed-1"
+    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
+    proc = start_snakemake_by_hand(
+        project,
+        "--logger-snakedeck-amqp-url", amqp_url,
+        "--logger-snakedeck-namespace", settings.namespace,
+        "--logger-snakedeck-run-id", run_id,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: spool.is_file() and '"job_started"' in spool.read_text(), 120, "a started job"
+        )
+        proc.kill()  # Snakemake alone: its forwarding process and its job live on
+        proc.communicate(timeout=60)
+        wait_for(lambda: not forwarding_processes(spool), 60, "the forwarding process to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    events = spooled(spool)
+    assert any(e["type"] == "job_started" for e in events)
+    wait_for(lambda: (store.get_run(run_id) or {}).get("last_seq") == len(events), 60, "events")
+    run = store.get_run(run_id)
+    assert run is not None and run["state"] == "RUNNING"  # nothing told it how the run ended
