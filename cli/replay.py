@@ -35,6 +35,7 @@ def replay(
         )
         return 2
     bus = open_bus(settings)
+    fwd: Forwarder | None = None
     try:
         fwd = Forwarder(spool_path, bus)
         start_seq = fwd.confirmed_seq
@@ -78,4 +79,6 @@ def replay(
         console.print(msg)
         return 0
     finally:
+        if fwd is not None:
+            fwd.save()  # what got through is not sent again by the next replay
         bus.close()

@@ -2,8 +2,10 @@
 
 ``seq`` is assigned here, in spool order, continuing from the checkpoint, so a run's events are
 numbered 1, 2, 3… with no gap whichever process wrote them. A batch is checkpointed only after
-the broker confirmed it: a restart resends nothing confirmed, and a batch that failed is re-read
-from the same offset and gets the same seqs again (a duplicate is harmless, a gap is not).
+the broker confirmed it, and at most every :data:`CHECKPOINT_EVERY` seconds while events flow (a
+checkpoint write cost more than reading and publishing the one or two events a busy poll finds):
+a restart resends what was confirmed after the last checkpoint, and a batch that failed is re-read
+from the same offset; both get the same seqs again (a duplicate is harmless, a gap is not).
 While the broker is down the forwarder retries with exponential back-off; writers only ever
 touch the local file, so they never wait for it.
 """
@@ -19,14 +21,17 @@ from typing import Final
 from snakedeck import envelope
 from snakedeck.backoff import Backoff
 from snakedeck.bus.base import Bus, BusError, Outgoing
-from snakedeck.spool import SpoolReader, load_checkpoint, save_checkpoint
+from snakedeck.spool import Checkpoint, SpoolReader, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_EVERY: Final = 0.5
+"""Seconds between checkpoint writes while events flow; every stop and drain writes one."""
+
 BUSY_POLL: Final = 0.002
-"""The runner's poll while the last one found events: a flowing run's next event waits about
-a millisecond, and an idle spool is still only polled every ``poll_interval``. Not inside
-Snakemake (the hand-run plugin), where each poll would take the interpreter from the run."""
+"""The poll while the last one found events: a flowing run's next event waits about a
+millisecond, and an idle spool is still only polled every ``poll_interval``. Both forwarders
+use it (the runner's and the hand-run's forwarding process), neither inside Snakemake."""
 
 
 class Forwarder:
@@ -48,6 +53,8 @@ class Forwarder:
         ckpt = load_checkpoint(self.spool_path)
         self._offset = ckpt.offset
         self._seq = ckpt.seq
+        self._saved = ckpt
+        self._saved_at = time.monotonic()
         self._lock = threading.Lock()  # run() and drain() may overlap (the logger plugin does)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,7 +97,7 @@ class Forwarder:
                 if end > self._offset:  # only bad or blank lines: move past them
                     self.bad_lines += bad
                     self._offset = end
-                    save_checkpoint(self.spool_path, self._offset, self._seq)
+                    self._checkpoint(force=False)
                 return 0
             messages = []
             for i, (_, event) in enumerate(items, start=1):
@@ -111,8 +118,24 @@ class Forwarder:
             self.bad_lines += bad
             self._seq += len(items)
             self._offset = end
-            save_checkpoint(self.spool_path, self._offset, self._seq)
+            self._checkpoint(force=False)
             return len(items)
+
+    def _checkpoint(self, *, force: bool) -> None:
+        """Record offset and seq if they moved (while flowing: once per CHECKPOINT_EVERY)."""
+        now = time.monotonic()
+        if (self._offset, self._seq) == self._saved:
+            return
+        if not force and now - self._saved_at < CHECKPOINT_EVERY:
+            return
+        save_checkpoint(self.spool_path, self._offset, self._seq)
+        self._saved = Checkpoint(self._offset, self._seq)
+        self._saved_at = now
+
+    def save(self) -> None:
+        """Write the checkpoint now if it is behind (the end of a replay, a stop)."""
+        with self._lock:
+            self._checkpoint(force=True)
 
     def run(
         self, stop: threading.Event, poll_interval: float = 0.05, busy_poll: float | None = None
@@ -141,9 +164,16 @@ class Forwarder:
             self.drain(self.final_drain_timeout)
         else:
             self.all_confirmed = True
+        self.save()
 
     def drain(self, timeout: float) -> bool:
         """Forward everything in the spool now; True if all of it was confirmed in time."""
+        try:
+            return self._drain(timeout)
+        finally:
+            self.save()
+
+    def _drain(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         try:
             target = self.spool_path.stat().st_size
@@ -171,10 +201,9 @@ class Forwarder:
     def start_thread(
         self, poll_interval: float = 0.05, busy_poll: float | None = None
     ) -> threading.Thread:
-        """Run :meth:`run` on a daemon thread (stopped by :meth:`stop`). Inside Snakemake (the
-        hand-run plugin) the default poll keeps its cost low; the runner polls faster, and
-        faster still while events flow (:data:`BUSY_POLL`), since an event's wait for the next
-        poll is part of the live feed's latency."""
+        """Run :meth:`run` on a daemon thread (stopped by :meth:`stop`). Callers poll faster
+        while events flow (:data:`BUSY_POLL`), since an event's wait for the next poll is part
+        of the live feed's latency."""
         if self._thread is not None and self._thread.is_alive():
             return self._thread
         self._stop.clear()
