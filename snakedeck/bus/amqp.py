@@ -385,7 +385,7 @@ class _AmqpSubscription(Subscription):
         assert self._conn is not None
         first_at: float | None = None
         while not self._stop.is_set():
-            self._conn.process_data_events(time_limit=0.02 if self._buffer else 0.2)
+            self._conn.process_data_events(time_limit=self._wait_limit(first_at))
             self._flush_acks()
             if self._cancelled:
                 raise BusError(f"the broker cancelled the {self._kind} consumer (queue deleted?)")
@@ -404,6 +404,15 @@ class _AmqpSubscription(Subscription):
             first_at = None if not self._buffer else time.monotonic()
             self._busy.set()
             self._work.put([self._delivery(m, p, b) for m, p, b in chunk])
+
+    def _wait_limit(self, first_at: float | None) -> float:
+        """How long the next wait for the broker may block: a batch that has begun is handed
+        over when its ``max_wait`` is up, not when the next message happens to come."""
+        if not self._buffer:
+            return 0.2
+        if first_at is None or self._busy.is_set():
+            return 0.02
+        return min(0.02, max(0.0, first_at + self._options.max_wait - time.monotonic()))
 
     def _delivery(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> Delivery:
         tag, gen = method.delivery_tag, self._generation
