@@ -48,7 +48,7 @@ class Consumer:
         bus: Bus,
         *,
         batch_size: int = 500,
-        max_wait: float = 0.01,
+        max_wait: float = 0.005,
     ) -> None:
         self.settings = settings
         self.store = store
