@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks import bench_capacity, bench_persist, bench_pipeline
+from benchmarks import bench_capacity, bench_persist, bench_pipeline, profile_persist
 
 ROW = re.compile(r"^ROW \| (?P<what>[^|]+) \| (?P<figures>[^|]+) \| (?P<ratio>[\d.]+)x ", re.M)
 
@@ -32,3 +32,10 @@ def test_pipeline_and_capacity_print_their_rows(
     assert "pipeline throughput" in found
     assert float(found["pipeline throughput"]) > 0
     assert "capacity, 1 consumer(s), 100 runners" in found
+
+
+def test_persist_profile_names_what_grew(capsys: pytest.CaptureFixture[str]) -> None:
+    profile_persist.main(["--jobs", "1000", "--top", "3"])
+    out = capsys.readouterr().out
+    assert re.search(r"batches of 500: first \d+ batches [\d.]+ s, last \d+", out), out
+    assert len(re.findall(r"^ +[+-]\d+\.\d{3} ", out, re.M)) == 3

@@ -186,11 +186,12 @@ class Pipeline:
             gateway.stop()
         if self.runner is not None:
             self.runner.stop()
+        self.consumer.stop()  # before any topology goes: it would see its queue deleted
+        if self.runner is not None:
             delete_runner_queue = getattr(self.runner.bus, "delete_topology", None)
             if delete_runner_queue is not None:
                 delete_runner_queue()  # the runner's own queue is durable
             self.runner.bus.close()
-        self.consumer.stop()
         delete = getattr(self.bus, "delete_topology", None)
         if delete is not None:
             delete()
