@@ -33,6 +33,11 @@ class SqliteConnection:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the WAL every 10,000 pages (40 MB), not SQLite's 1,000: a big run's
+            # batches touch pages all over its indexes, and a page written again before the
+            # next checkpoint is copied once (bench_persist: 100k-job run about 30 % faster).
+            self._db.execute("PRAGMA wal_autocheckpoint=10000")
+            self._db.execute("PRAGMA journal_size_limit=67108864")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite store at {self.path}: {exc}") from exc
 
