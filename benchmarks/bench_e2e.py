@@ -21,6 +21,8 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -66,16 +68,9 @@ def submit_and_wait(url: str, jobs: int, timeout: float = 600) -> float:
     return elapsed
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="200 jobs, 7 rounds")
-    parser.add_argument("--jobs", type=int)
-    parser.add_argument("--rounds", type=int)
-    args = parser.parse_args(argv)
-    jobs = args.jobs or (200 if args.full else 40)
-    rounds = args.rounds or (7 if args.full else 2)
-    plain: list[float] = []
-    ours: list[float] = []
+@contextmanager
+def deployment() -> Iterator[tuple[Pipeline, str]]:
+    """The e2e deployment, warmed up by one small run: the pipeline and its namespace."""
     with amqp_namespace() as namespace, tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
         workflows = Path(tmp) / "workflows"
         write_trivial_workflow(workflows)
@@ -90,16 +85,30 @@ def main(argv: list[str] | None = None) -> None:
         pipeline = Pipeline(settings).start(runner=True)
         try:
             submit_and_wait(pipeline.url, 5)  # warm-up: first run, first imports
-            for i in range(rounds):
-                first, second = ("plain", "ours") if i % 2 == 0 else ("ours", "plain")
-                for mode in (first, second):
-                    if mode == "plain":
-                        plain.append(run_once("plain", jobs, namespace)[0])
-                    else:
-                        ours.append(submit_and_wait(pipeline.url, jobs))
-                print(f"  round {i + 1}: plain {plain[-1]:.2f} s, submit→COMPLETE {ours[-1]:.2f} s")
+            yield pipeline, namespace
         finally:
             pipeline.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="200 jobs, 7 rounds")
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--rounds", type=int)
+    args = parser.parse_args(argv)
+    jobs = args.jobs or (200 if args.full else 40)
+    rounds = args.rounds or (7 if args.full else 2)
+    plain: list[float] = []
+    ours: list[float] = []
+    with deployment() as (pipeline, namespace):
+        for i in range(rounds):
+            first, second = ("plain", "ours") if i % 2 == 0 else ("ours", "plain")
+            for mode in (first, second):
+                if mode == "plain":
+                    plain.append(run_once("plain", jobs, namespace)[0])
+                else:
+                    ours.append(submit_and_wait(pipeline.url, jobs))
+            print(f"  round {i + 1}: plain {plain[-1]:.2f} s, submit→COMPLETE {ours[-1]:.2f} s")
     ratios = [o / p for o, p in zip(ours, plain, strict=True)]
     row(
         "end to end (submit → COMPLETE)",

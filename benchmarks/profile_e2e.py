@@ -32,9 +32,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from benchmarks.bench_e2e import TERMINAL, submit_and_wait
-from benchmarks.common import AMQP_URL, TRIVIAL_SNAKEFILE, amqp_namespace, write_trivial_workflow
-from snakedeck.settings import Settings
+from benchmarks.bench_e2e import TERMINAL, deployment
+from benchmarks.common import TRIVIAL_SNAKEFILE
 from tests.support.live_clients import Pipeline
 
 
@@ -143,25 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args(argv)
-    with amqp_namespace() as namespace, tempfile.TemporaryDirectory(prefix="sdbench-") as tmp:
-        workflows = Path(tmp) / "workflows"
-        write_trivial_workflow(workflows)
-        settings = Settings(
-            amqp_url=AMQP_URL,
-            namespace=namespace,
-            data_dir=Path(tmp) / "data",
-            workflows_dir=workflows,
-            cores=2,
-        )
-        settings.data_dir.mkdir()
-        pipeline = Pipeline(settings).start(runner=True)
-        try:
-            submit_and_wait(pipeline.url, 5)  # warm-up: first run, first imports
-            for _ in range(args.runs):
-                profile_run(pipeline, args.jobs)
-                plain_tail(args.jobs)
-        finally:
-            pipeline.stop()
+    with deployment() as (pipeline, _namespace):
+        for _ in range(args.runs):
+            profile_run(pipeline, args.jobs)
+            plain_tail(args.jobs)
 
 
 if __name__ == "__main__":

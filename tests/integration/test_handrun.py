@@ -118,17 +118,32 @@ def test_hand_run_without_broker_leaves_the_spool_for_replay(
     assert replay(spool, settings, progress=False, timeout=30) == 0  # nothing left: a no-op
 
 
-def start_snakemake_by_hand(project: Path, *args: str) -> subprocess.Popen[str]:
-    """Like :func:`snakemake_by_hand`, in its own process group, as a terminal would start it."""
+def forwarding_hand_run(
+    project: Path, settings: Settings, amqp_url: str, run_id: str
+) -> tuple[subprocess.Popen[str], Path]:
+    """A forwarding hand-run in its own process group, as a terminal starts it, once its first
+    job has started: the process and its spool."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEDECK_")}
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [
             sys.executable, "-m", "snakemake", "--cores", "1", "--config", "samples=3",
-            "sleep=2", "--logger", "snakedeck", *args,
+            "sleep=2", "--logger", "snakedeck",
+            "--logger-snakedeck-amqp-url", amqp_url,
+            "--logger-snakedeck-namespace", settings.namespace,
+            "--logger-snakedeck-run-id", run_id,
         ],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
+    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
+    try:
+        wait_for(
+            lambda: spool.is_file() and '"job_started"' in spool.read_text(), 120, "a started job"
+        )
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, spool
 
 
 def forwarding_processes(spool: Path) -> list[psutil.Process]:
@@ -146,17 +161,8 @@ def test_ctrl_c_on_a_hand_run_still_delivers_its_cancellation(
     """Ctrl-C reaches the whole process group: the forwarding process must outlive Snakemake's
     shutdown and deliver the run's last events, CANCELED included."""
     run_id = "hand-ctrl-c-1"
-    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
-    proc = start_snakemake_by_hand(
-        project,
-        "--logger-snakedeck-amqp-url", amqp_url,
-        "--logger-snakedeck-namespace", settings.namespace,
-        "--logger-snakedeck-run-id", run_id,
-    )  # fmt: skip
+    proc, spool = forwarding_hand_run(project, settings, amqp_url, run_id)
     try:
-        wait_for(
-            lambda: spool.is_file() and '"job_started"' in spool.read_text(), 120, "a started job"
-        )
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -177,17 +183,8 @@ def test_a_killed_hand_run_still_delivers_what_it_spooled(
     """Snakemake killed outright writes no last event, but what it spooled before still reaches
     the store: the forwarding process sees its pipe close, drains the spool and exits."""
     run_id = "hand-killed-1"
-    spool = project / ".snakemake" / "snakedeck" / f"{run_id}.jsonl"
-    proc = start_snakemake_by_hand(
-        project,
-        "--logger-snakedeck-amqp-url", amqp_url,
-        "--logger-snakedeck-namespace", settings.namespace,
-        "--logger-snakedeck-run-id", run_id,
-    )  # fmt: skip
+    proc, spool = forwarding_hand_run(project, settings, amqp_url, run_id)
     try:
-        wait_for(
-            lambda: spool.is_file() and '"job_started"' in spool.read_text(), 120, "a started job"
-        )
         proc.kill()  # Snakemake alone: its forwarding process and its job live on
         proc.communicate(timeout=60)
         wait_for(lambda: not forwarding_processes(spool), 60, "the forwarding process to exit")
