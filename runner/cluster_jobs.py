@@ -16,6 +16,7 @@ import logging
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,10 @@ def queued(ids: Iterable[str]) -> list[str]:
     return [j for j in out.split() if j in wanted]
 
 
+SCANCEL_SETTLE = 30.0
+"""Seconds a settle waits for the jobs it cancelled to leave squeue before it records them."""
+
+
 def settle(
     run_id: str,
     spool: Path,
@@ -196,6 +201,10 @@ def settle(
         if cancelled:
             log.warning("run %s: cluster jobs %s still queued; scancel", run_id, cancelled)
             _run(["scancel", *cancelled])
+            # A cancelled job passes through COMPLETING; record the state it ends in.
+            deadline = time.monotonic() + SCANCEL_SETTLE
+            while queued(cancelled) and time.monotonic() < deadline:
+                time.sleep(0.5)
     views = scheduler_views(ids)
     for job in jobs:
         view = views.get(job.cluster_job_id)
