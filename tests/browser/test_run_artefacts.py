@@ -106,6 +106,7 @@ def test_a_failed_job_shows_why_it_failed_first_then_its_log_and_resources(pipel
     failure = text_of(d, "#job-failure")
     assert "Why it failed: exit code 3" in failure, failure
     assert "ERROR: sample s2 is configured to fail (fail_sample)" in failure
+    wait_for(d, lambda d: "Requested" in text_of(d, "#job-detail"), 30)  # every section shown
     detail = text_of(d, "#job-detail")
     # First the failure, then the job's declared log (from the store), then its resources.
     assert detail.index("Why it failed") == 0, detail[:200]
