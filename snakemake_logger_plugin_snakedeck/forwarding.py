@@ -22,6 +22,8 @@ import sys
 import threading
 from pathlib import Path
 
+from snakemake_logger_plugin_snakedeck import _say
+
 EXIT_DELIVERED = 0
 EXIT_UNSTARTED = 2
 EXIT_UNDELIVERED = 3
@@ -64,10 +66,6 @@ def _wait_for_eof(done: threading.Event) -> None:
     except (OSError, ValueError):
         pass
     done.set()
-
-
-def _say(text: str) -> None:
-    print(f"snakedeck: {text}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
