@@ -68,6 +68,22 @@ def wait_for(
     ).until(predicate)
 
 
+def text_when(
+    driver: webdriver.Chrome, css: str, holds: Callable[[str], bool], timeout: float = 30
+) -> str:
+    """The first match's text once ``holds`` is true of it, read in one piece.
+
+    Waiting on a condition and then reading again races with a live re-render (the second
+    read can see the element replaced, and ``text_of`` gives ``""``).
+    """
+
+    def read(d: webdriver.Chrome) -> str | None:
+        text = text_of(d, css)
+        return text if holds(text) else None
+
+    return wait_for(driver, read, timeout)
+
+
 def text_of(driver: webdriver.Chrome, css: str) -> str:
     """Text of the first match, ``""`` when absent (or re-rendered while being read)."""
     try:

@@ -21,7 +21,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from tests.browser.conftest import gateway_settings
-from tests.browser.helpers import REPO, seed_run, text_of, wait_for, wait_grid_rows
+from tests.browser.helpers import REPO, seed_run, text_of, text_when, wait_for, wait_grid_rows
 from tests.browser.test_dashboard import run_state
 from tests.support.events import synthetic_run
 from tests.support.live_clients import Pipeline
@@ -103,18 +103,19 @@ def test_a_failed_job_shows_why_it_failed_first_then_its_log_and_resources(pipel
     d.get(f"{pipeline.url}/dashboard/runs/{run_id}")
     wait_for(d, lambda d: run_state(d) == "EXECUTOR_ERROR", 30)
     open_failed_job(d)
-    failure = text_of(d, "#job-failure")
+    # The detail may re-render while read (text_of then gives ""): wait for its text.
+    failure = text_when(d, "#job-failure", bool)
     assert "Why it failed: exit code 3" in failure, failure
     assert "ERROR: sample s2 is configured to fail (fail_sample)" in failure
-    wait_for(d, lambda d: "Requested" in text_of(d, "#job-detail"), 30)  # every section shown
-    detail = text_of(d, "#job-detail")
+    # Every section shown, read in one piece.
+    detail = text_when(d, "#job-detail", lambda t: "Requested" in t)
     # First the failure, then the job's declared log (from the store), then its resources.
     assert detail.index("Why it failed") == 0, detail[:200]
     log_at = detail.index("logs/make_sample/s2.log")
     assert detail.index("configured to fail") < log_at < detail.index("Requested")
-    log_text = text_of(d, ".job-log-content")
+    log_text = text_when(d, ".job-log-content", bool)
     assert "make_sample s2: start" in log_text and "configured to fail" in log_text
-    resources = text_of(d, "#job-resources")
+    resources = text_when(d, "#job-resources", bool)
     assert "Requested" in resources and "Measured" in resources and "Memory" in resources
 
 
@@ -190,7 +191,7 @@ def test_a_running_run_shows_its_log_growing_and_an_estimate(pipeline, browser, 
     first_end = log_end(d)
     # It grows from the live feed while the run runs (the page is never reloaded).
     wait_for(d, lambda d: log_end(d) > first_end and run_state(d) == "RUNNING", 60)
-    grown = text_of(d, "#run-log")
+    grown = text_when(d, "#run-log", bool)
     assert len(grown) > len(first) and grown.startswith(first[:200])
     assert "Finished job" in grown or "steps" in grown, grown[-500:]
     wait_for(d, lambda d: run_state(d) == "COMPLETE", RUN_TIMEOUT)
@@ -200,7 +201,7 @@ def test_a_running_run_shows_its_log_growing_and_an_estimate(pipeline, browser, 
     usage = wait_for(d, lambda d: d.execute_script(USAGE_JS), 30)
     assert usage["points"] >= 3 and usage["peak_mb"] > 0, usage
     whole = api(pipeline, "GET", f"/runs/{run_id}/log", params={"tail": 200_000}).json()["text"]
-    shown = text_of(d, "#run-log")
+    shown = text_when(d, "#run-log", bool)
     assert shown.count("Finished job") == whole.count("Finished job")  # nothing twice
 
     # The job table: measured CPU, peak memory and wall time beside what was requested.
@@ -240,8 +241,7 @@ def test_a_failed_run_is_resumed_from_its_page_and_completes(pipeline, browser, 
     resume.click()
     wait_for(d, lambda d: "Resumed: attempt 2" in text_of(d, "#run-action-msg"), 30)
     wait_for(d, lambda d: run_state(d) == "COMPLETE", RUN_TIMEOUT)
-    wait_for(d, lambda d: "attempt 2" in text_of(d, "#run-attempts"), 30)
-    attempts = text_of(d, "#run-attempts")
+    attempts = text_when(d, "#run-attempts", lambda t: "attempt 2" in t)
     assert attempts.index("attempt 2") < attempts.index("attempt 1")  # newest first
     assert "COMPLETE" in attempts and "EXECUTOR ERROR" in attempts, attempts
     label = "6 of 6 jobs done (100%)"
