@@ -197,9 +197,18 @@ def test_a_running_run_shows_its_log_growing_and_an_estimate(pipeline, browser, 
     wait_for(d, lambda d: run_state(d) == "COMPLETE", RUN_TIMEOUT)
     wait_for(d, lambda d: "100%" in text_of(d, "#run-log"), 60)  # the last lines too
     wait_for(d, lambda d: not text_of(d, ".sd-eta"), 30)  # no estimate once it has ended
-    # The run's CPU and memory over time, as the runner sampled it.
+    # The run's CPU and memory, as the runner sampled it: the latest and the peak beside the
+    # tabs, the whole series on the Timeline tab (its charts mount when it is opened).
+    side = text_when(d, "#run-usage-summary", lambda t: "peak memory" in t)
+    assert "Last sample: CPU" in side and " MB" in side, side
+    assert not d.find_elements(By.CSS_SELECTOR, "#run-usage .js-plotly-plot")  # not yet
+    open_tab(d, "Timeline")
     usage = wait_for(d, lambda d: d.execute_script(USAGE_JS), 30)
     assert usage["points"] >= 3 and usage["peak_mb"] > 0, usage
+    side = text_when(d, "#run-usage-summary", lambda t: "peak memory" in t)
+    peak = float(side.rsplit("peak memory ", 1)[1].split(" MB")[0].replace(",", ""))
+    assert abs(peak - usage["peak_mb"]) <= 1, (peak, usage)  # the same samples
+    open_tab(d, "Log")
     whole = api(pipeline, "GET", f"/runs/{run_id}/log", params={"tail": 200_000}).json()["text"]
     shown = text_when(d, "#run-log", bool)
     assert shown.count("Finished job") == whole.count("Finished job")  # nothing twice

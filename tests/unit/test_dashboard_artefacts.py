@@ -79,3 +79,11 @@ def test_the_run_usage_plot_has_cpu_and_memory_per_sample():
     assert cpu["y"] == [50.0, 99.5] and rss["y"] == [200.0, 300.0] and rss["yaxis"] == "y2"
     assert cpu["x"][0] == "2027-01-15 08:00:00"
     assert usage.figure(None)["layout"]["annotations"][0]["text"] == "No samples yet"
+
+
+def test_the_side_card_gives_the_last_sample_and_the_peak_memory():
+    series = {"points": [[1, 50.0, 2e8], [2, 180.4, 3.5e9], [3, 99.5, 3e8]]}
+    assert usage.latest_and_peak(series) == (
+        "Last sample: CPU 100 %, memory 300 MB; peak memory 3,500 MB. Over time: the Timeline tab."
+    )
+    assert usage.latest_and_peak(None) == "No samples yet."

@@ -39,6 +39,7 @@ ETA: Final = "run-eta"
 ETA_TICK: Final = "run-eta-tick"
 USAGE: Final = "run-usage"
 USAGE_SHOWN: Final = "run-usage-shown"
+USAGE_SUMMARY: Final = "run-usage-summary"
 ATTEMPTS: Final = "run-attempts"
 ATTEMPTS_SHOWN: Final = "run-attempts-shown"
 

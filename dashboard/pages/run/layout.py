@@ -54,7 +54,10 @@ def graph(view: RunView, rulegraph: Any) -> tuple[Any, list[dict[str, Any]]]:
     )
 
 
-def tabs(view: RunView) -> Any:
+def tabs(view: RunView, run: dict[str, Any]) -> Any:
+    """The run's tabs. Every panel but the Timeline stays mounted while hidden (the job grid
+    keeps its rows and scroll); the Timeline's two charts mount when it is first opened, so
+    plotly.js is not loaded, parsed and run on the way to the first job rows."""
     return dmc.Tabs(
         [
             dmc.TabsList(
@@ -66,15 +69,20 @@ def tabs(view: RunView) -> Any:
                     dmc.TabsTab("Events", value="events"),
                 ]
             ),
-            dmc.TabsPanel(run_log.panel(), value="log", pt="sm"),
-            dmc.TabsPanel(results.panel(), value="results"),
-            dmc.TabsPanel(jobs.panel(view), value="jobs"),
-            dmc.TabsPanel(timeline_panel.panel(), value="timeline", pt="sm"),
-            dmc.TabsPanel(html.Div(id=ids.EVENTS, className="sd-events"), value="events", pt="sm"),
+            dmc.TabsPanel(run_log.panel(), value="log", pt="sm", keepMounted=True),
+            dmc.TabsPanel(results.panel(), value="results", keepMounted=True),
+            dmc.TabsPanel(jobs.panel(view), value="jobs", keepMounted=True),
+            dmc.TabsPanel(timeline_panel.panel(usage.chart(run)), value="timeline", pt="sm"),
+            dmc.TabsPanel(
+                html.Div(id=ids.EVENTS, className="sd-events"),
+                value="events",
+                pt="sm",
+                keepMounted=True,
+            ),
         ],
         id=ids.TABS,
         value="jobs",
-        keepMounted=True,
+        keepMounted=False,
     )
 
 
@@ -129,7 +137,7 @@ def layout(ctx: Ctx, run_id: str) -> tuple[Any, Any]:
         [
             _card("Rules", html.Div(rule_progress(view.rules, view.rule_counts), id=ids.RULES)),
             _card("Rule graph", cytoscape),
-            _card("CPU and memory", usage.panel(run)),
+            _card("CPU and memory", usage.side(run)),
             _card("Attempts", attempts.panel(run)),
         ],
         gap="md",
@@ -146,7 +154,7 @@ def layout(ctx: Ctx, run_id: str) -> tuple[Any, Any]:
                 [
                     dmc.GridCol(side, span={"base": 12, "lg": 4}, order={"base": 2, "lg": 1}),
                     dmc.GridCol(
-                        dmc.Paper(tabs(view), p="md", withBorder=True),
+                        dmc.Paper(tabs(view, run), p="md", withBorder=True),
                         span={"base": 12, "lg": 8},
                         order={"base": 1, "lg": 2},
                     ),

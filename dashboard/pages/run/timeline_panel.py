@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
+import dash_mantine_components as dmc
 from dash import Input, Output, Patch, State, dcc, html
 
 from dashboard import timeline
@@ -23,7 +24,8 @@ from snakedeck.service import ServiceError
 PAGE = 500
 
 
-def panel() -> Any:
+def panel(usage_chart: Any) -> Any:
+    """The jobs' bars, then the run's CPU and memory over time."""
     graph = dcc.Graph(
         id=ids.GANTT, config={"displaylogo": False, "responsive": True}, figure=placeholder()
     )
@@ -31,6 +33,8 @@ def panel() -> Any:
         [
             # Only the first build takes long enough to show the spinner; patches do not.
             dcc.Loading(graph, type="dot", delay_show=400),
+            dmc.Text("CPU and memory", fw=600, mt="sm"),
+            usage_chart,
             dcc.Store(id=ids.TIMELINE_STATE),
             dcc.Store(id=ids.TIMELINE_FEED),
             dcc.Store(id=ids.TIMELINE_ACK),
