@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -83,6 +84,33 @@ def test_a_failed_run_shows_done_failed_and_not_run_apart(gateway, browser, fail
     d.find_element(By.ID, "job-state").click()
     assert "not run" in wait_for(d, shown_options, 10)
     d.find_element(By.ID, "job-state").send_keys(Keys.ESCAPE)
+
+
+GRID_DURATIONS_JS = """
+const api = window.dash_ag_grid.getApi("jobs-grid");
+const out = [];
+api.forEachNode(n => { if (n.data) out.push([n.data.jobid, n.data.duration]); });
+return out;
+"""
+
+
+def test_one_click_on_duration_puts_the_longest_job_first(gateway, browser, failed_run):
+    d = browser
+    d.get(f"{gateway.url}/dashboard/runs/{failed_run.run_id}")
+    wait_grid_rows(d)
+    api = f"{gateway.url}/api/v1/runs/{failed_run.run_id}/jobs"
+    longest = requests.get(api, params={"sort": "-duration", "page_size": 1}, timeout=10)
+    longest = longest.json()["jobs"][0]
+    header = d.find_element(By.CSS_SELECTOR, "#jobs-grid .ag-header-cell[col-id=duration]")
+    header.click()
+    rows = wait_for(
+        d,
+        lambda d: (r := d.execute_script(GRID_DURATIONS_JS)) and r[0][0] == longest["jobid"] and r,
+        20,
+    )
+    timed = [duration for _, duration in rows if duration is not None]
+    assert timed == sorted(timed, reverse=True), rows
+    assert header.get_attribute("aria-sort") == "descending"
 
 
 def test_rules_are_listed_and_drawn_in_pipeline_order(gateway, browser, failed_run):

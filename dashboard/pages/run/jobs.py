@@ -71,6 +71,8 @@ COLUMNS = [
         "field": "duration",
         "headerName": "Duration",
         "sortable": True,
+        # Someone sorting by duration looks for the longest jobs: one click, longest first.
+        "sortingOrder": ["desc", "asc", None],
         "width": 120,
         "valueFormatter": {"function": "sdDuration(params.value)"},
     },
