@@ -147,7 +147,7 @@ def test_launch_demo_from_the_form_and_follow_it_to_complete(gateway, browser):
     open_tab(d, "Timeline")
     wait_for(d, lambda d: run_state(d) == "COMPLETE", RUN_TIMEOUT)
     wait_for(d, lambda d: "100%" in text_of(d, "#run-progress-label"), 30)
-    assert "8 of 8 jobs done (100%)" in text_of(d, "#run-progress-label")
+    text_when(d, "#run-progress-label", lambda t: "8 of 8 jobs done (100%)" in t)
     done = wait_for(d, lambda d: (g := gantt(d)) and len(g["x"]) == 8 and g, 30)
     wait_for(d, lambda d: set(gantt(d)["color"]) == {"#40c057"}, 30)  # every bar done (green)
     done = gantt(d)
@@ -239,7 +239,7 @@ def test_a_failing_run_shows_the_failed_job_and_its_log(gateway, browser):
     assert "1 failed" in label and "not run" in label, label  # apart, neither counted as done
     failed = '[id*=\'"type":"failed-job"\']'
     wait_for(d, lambda d: "sample=s2" in text_of(d, failed), 30)
-    assert "make_sample" in text_of(d, failed)
+    text_when(d, failed, lambda t: "make_sample" in t)
     # The alert re-renders with every live update; a DOM click does not race with that.
     d.execute_script("arguments[0].click();", d.find_element(By.CSS_SELECTOR, failed))
     wait_for(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".job-log-content"), 20)

@@ -13,7 +13,7 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.helpers import duplicate_ids, text_of, wait_for
+from tests.browser.helpers import duplicate_ids, text_of, text_when, wait_for
 from tests.browser.test_dashboard import run_state
 
 pytestmark = pytest.mark.browser
@@ -76,7 +76,7 @@ def test_lists_are_typed_as_tags_and_checked_item_by_item(lists_gateway, browser
     run = requests.get(f"{gw.url}/api/v1/runs/{run_id}", timeout=30).json()
     assert run["config"] == {"samples": ["a", "b"], "lanes": [2]}
     wait_for(d, lambda d: run_state(d) == "COMPLETE", 120)
-    assert "3 of 3 jobs done (100%)" in text_of(d, "#run-progress-label")
+    text_when(d, "#run-progress-label", lambda t: "3 of 3 jobs done (100%)" in t)
 
 
 def test_a_workflow_this_server_cannot_run_is_shown_with_why_and_not_offered(

@@ -239,10 +239,10 @@ def test_a_failed_run_is_resumed_from_its_page_and_completes(pipeline, browser, 
     d.get(f"{pipeline.url}/dashboard/runs/{run_id}")
     wait_for(d, lambda d: run_state(d) == "EXECUTOR_ERROR", 30)
     open_failed_job(d)
-    assert f"{marker} is missing" in text_of(d, "#job-failure")
+    text_when(d, "#job-failure", lambda t: f"{marker} is missing" in t)
     d.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Escape closes the drawer
     wait_for(d, lambda d: not d.find_elements(By.ID, "job-failure"), 10)
-    assert "attempt 1" in text_of(d, "#run-attempts")
+    text_when(d, "#run-attempts", lambda t: "attempt 1" in t)
 
     marker.write_text("index\n")  # the cause is fixed outside the run
     resume = d.find_element(By.ID, "run-resume")
@@ -270,4 +270,4 @@ def test_a_refused_resume_shows_the_reason(pipeline, browser):
     wait_for(d, lambda d: run_state(d) == "EXECUTOR_ERROR", 30)
     d.find_element(By.ID, "run-resume").click()
     wait_for(d, lambda d: text_of(d, "#run-action-msg") == refused.json()["detail"], 30)
-    assert "runner-gone" in text_of(d, "#run-action-msg")
+    text_when(d, "#run-action-msg", lambda t: "runner-gone" in t)

@@ -23,6 +23,7 @@ from tests.browser.helpers import (
     seed_hand_run,
     seed_run,
     text_of,
+    text_when,
     wait_for,
     wait_grid_rows,
     with_rulegraph,
@@ -72,7 +73,7 @@ def test_a_failed_run_shows_done_failed_and_not_run_apart(gateway, browser, fail
     assert [s.get_attribute("data-state") for s in sections] == ["done", "failed", "not_run"]
     assert "2 of 3 done 1 failed" in rule_row(d, "align")
     assert "0 of 1 done 1 not run" in rule_row(d, "merge")
-    assert "1 job failed" in text_of(d, "#run-failed")
+    text_when(d, "#run-failed", lambda t: "1 job failed" in t)
     # Its workflow ("synthetic") is not registered here: Rerun could only fail, so it is off.
     assert not d.find_element(By.ID, "run-rerun").is_enabled()
     wait_grid_rows(d)
@@ -137,7 +138,7 @@ def test_a_hand_run_run_offers_neither_rerun_nor_cancel(gateway, browser):
     d = browser
     d.get(f"{gateway.url}/dashboard/runs/{run.run_id}")
     wait_for(d, lambda d: run_state(d) == "RUNNING", 30)
-    assert "hand-run" in text_of(d, "#run-title").lower()
+    text_when(d, "#run-title", lambda t: "hand-run" in t.lower())
     rerun = d.find_element(By.ID, "run-rerun")
     cancel = d.find_element(By.ID, "run-cancel")
     assert not rerun.is_enabled() and not cancel.is_enabled()
