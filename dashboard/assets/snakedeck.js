@@ -163,6 +163,10 @@
     if (gap) askLog();
   }
 
+  function valueOf(x) {
+    return x === undefined ? null : x;
+  }
+
   function gridApi() {
     try {
       return window.dash_ag_grid && window.dash_ag_grid.getApi("jobs-grid");
@@ -392,6 +396,28 @@
         S.attempts = 0;
       }
       return badgeFor(S.feed ? ready : null, tokenRequired);
+    },
+
+    /* The run's state and attempt from a live summary, moved only when one of them changes:
+     * the callbacks keyed on it (estimate ticker, attempts, CPU and memory) then cost no
+     * round trip per feed message (pages/run/live.py ``phase``). */
+    phase: function (summary, before) {
+      if (!summary) return window.dash_clientside.no_update;
+      var next = { state: valueOf(summary.state), attempt: valueOf(summary.attempt) };
+      if (before && before.state === next.state && before.attempt === next.attempt) {
+        return window.dash_clientside.no_update;
+      }
+      return next;
+    },
+
+    /* What the Results tab re-reads on (state, jobs done, attempt), moved only while it is
+     * open: a closed tab costs the feed nothing. */
+    resultsKey: function (summary, tab, before) {
+      if (!summary || tab !== "results") return window.dash_clientside.no_update;
+      var next = [valueOf(summary.state), valueOf((summary.progress || {}).done),
+                  valueOf(summary.attempt)];
+      if (JSON.stringify(next) === JSON.stringify(before)) return window.dash_clientside.no_update;
+      return next;
     },
 
     refitGraph: function (style, layout) {

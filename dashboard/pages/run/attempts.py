@@ -67,7 +67,7 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
     @app.callback(
         Output(ids.ATTEMPTS, "children"),
         Output(ids.ATTEMPTS_SHOWN, "data"),
-        Input(ids.LIVE, "data"),
+        Input(ids.PHASE, "data"),
         State(ids.ATTEMPTS_SHOWN, "data"),
         State(ids.RUN_ID, "data"),
         prevent_initial_call=True,

@@ -67,7 +67,7 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
     @app.callback(
         Output(ids.ETA_TICK, "disabled"),
         Output(ids.ETA, "children", allow_duplicate=True),
-        Input(ids.LIVE, "data"),
+        Input(ids.PHASE, "data"),
         State(ids.ETA_TICK, "disabled"),
         prevent_initial_call=True,
     )

@@ -10,6 +10,9 @@ from typing import Final
 
 RUN_ID: Final = "run-id"
 LIVE: Final = "run-live"
+PHASE: Final = "run-phase"
+"""The run's state and attempt, moved (in the browser) only when one of them changes."""
+RESULTS_KEY: Final = "run-results-key"
 """The newest run summary from the feed (written by assets/snakedeck.js)."""
 SHOWN: Final = "run-shown"
 """What the page shows now: the summary it was last rendered from (see live.py)."""

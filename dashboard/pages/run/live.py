@@ -51,6 +51,13 @@ class Shown(TypedDict):
     """Whether the run's workflow was registered when the page was rendered."""
 
 
+def phase(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page's slower parts follow (the estimate's ticker, the attempts, the CPU and
+    memory): assets/snakedeck.js ``phase`` moves it only when it changes, so a feed message
+    costs them no round trip."""
+    return {"state": summary.get("state"), "attempt": summary.get("attempt")}
+
+
 def shown(summary: Mapping[str, Any], elements: list[dict[str, Any]], registered: bool) -> Shown:
     return {
         "summary": dict(summary),
@@ -157,6 +164,14 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
 
     # A new graph box size: Cytoscape only measures its container on a window resize, so it
     # is told to, and lays the graph out again in the box it now has.
+    app.clientside_callback(
+        dash.ClientsideFunction("snakedeck", "phase"),
+        Output(ids.PHASE, "data"),
+        Input(ids.LIVE, "data"),
+        State(ids.PHASE, "data"),
+        prevent_initial_call=True,
+    )
+
     app.clientside_callback(
         dash.ClientsideFunction("snakedeck", "refitGraph"),
         Output(ids.GRAPH_SINK, "data"),

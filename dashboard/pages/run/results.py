@@ -217,11 +217,12 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         Output(ids.RESULTS, "children"),
         Output(ids.RESULTS_SHOWN, "data"),
         Input(ids.TABS, "value"),
-        Input(ids.LIVE, "data"),
+        Input(ids.RESULTS_KEY, "data"),  # moved by the feed only while this tab is open
+        State(ids.LIVE, "data"),
         State(ids.RESULTS_SHOWN, "data"),
         State(ids.RUN_ID, "data"),
     )
-    def show(tab: str | None, summary: Any, shown: Any, run_id: str) -> tuple:
+    def show(tab: str | None, _moved: Any, summary: Any, shown: Any, run_id: str) -> tuple:
         key = _key(summary)
         if tab != "results" or key == shown:
             raise dash.exceptions.PreventUpdate  # read when it is looked at, and moved
@@ -230,6 +231,15 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         except ServiceError as exc:
             return dmc.Alert(exc.detail, color="red"), None
         return listing(run_id, answer), key
+
+    app.clientside_callback(
+        dash.ClientsideFunction("snakedeck", "resultsKey"),
+        Output(ids.RESULTS_KEY, "data"),
+        Input(ids.LIVE, "data"),
+        State(ids.TABS, "value"),
+        State(ids.RESULTS_KEY, "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.PREVIEW, "children"),

@@ -117,14 +117,14 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         Output(ids.USAGE_SUMMARY, "children"),
         Output(ids.USAGE_SHOWN, "data"),
         Input(ids.ETA_TICK, "n_intervals"),
-        Input(ids.LIVE, "data"),
+        Input(ids.PHASE, "data"),
         State(ids.USAGE_SHOWN, "data"),
         State(ids.RUN_ID, "data"),
         prevent_initial_call=True,
     )
     def redraw(_tick: Any, summary: Any, shown: Any, run_id: str) -> tuple:
         state = (summary or {}).get("state")
-        if dash.ctx.triggered_id == ids.LIVE and (state == shown or not is_terminal(state)):
+        if dash.ctx.triggered_id == ids.PHASE and (state == shown or not is_terminal(state)):
             raise dash.exceptions.PreventUpdate  # while it runs, the ticker redraws it
         try:
             run = ctx.service.get_run(run_id)
