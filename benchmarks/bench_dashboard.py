@@ -62,6 +62,8 @@ check();
 
 # Every animation frame's gap and every long task, on the page's clock, from now on.
 FRAMES_JS = """
+performance.clearResourceTimings();
+performance.setResourceTimingBufferSize(100000);
 const f = (window.__sdFrames = {gaps: [], long: [], last: performance.now(), on: true});
 function tick(t) { f.gaps.push(t - f.last); f.last = t; if (f.on) requestAnimationFrame(tick); }
 requestAnimationFrame(tick);
@@ -70,7 +72,9 @@ new PerformanceObserver(l => { for (const e of l.getEntries()) f.long.push(e.dur
 """
 FRAMES_DONE_JS = """
 const f = window.__sdFrames; f.on = false;
-return {gaps: f.gaps, long: f.long, last_seq: (window.snakedeck || {}).lastSeq || 0};
+const calls = performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('_dash-update-component')).length;
+return {gaps: f.gaps, long: f.long, calls: calls, last_seq: (window.snakedeck || {}).lastSeq || 0};
 """
 
 
@@ -231,7 +235,7 @@ def frames(driver, url: str, settings: Settings, run_id: str, events: list, args
             f"frames, {name}: {len(gaps)} frames, gap p50 {percentile(gaps, 50):.0f} ms, "
             f"p99 {percentile(gaps, 99):.0f} ms, max {max(gaps):.0f} ms, "
             f"{sum(g > 100 for g in gaps)} over 100 ms; long tasks {len(seen['long'])}, "
-            f"longest {max(seen['long'] or [0]):.0f} ms"
+            f"longest {max(seen['long'] or [0]):.0f} ms; {seen['calls']} callback requests"
         )
     last = events[-1]["seq"] if events else 0
     gaps = busy["gaps"][1:] or [0.0]
@@ -240,7 +244,8 @@ def frames(driver, url: str, settings: Settings, run_id: str, events: list, args
         f"big runs, browser ({args.jobs:,}-job run): frames while updates arrive",
         f"{len(events):,} events at {args.live_rate}/s, page reached seq {busy['last_seq']:,} "
         f"of {last:,}: longest frame {max(gaps):.0f} ms, {sum(g > 100 for g in gaps)} of "
-        f"{len(gaps)} frames over 100 ms; idle page longest {max(idle_gaps):.0f} ms",
+        f"{len(gaps)} frames over 100 ms, {busy['calls']} callback requests; idle page longest "
+        f"{max(idle_gaps):.0f} ms",
         max(gaps) / max(max(idle_gaps), 1.0),
         "the same page idle (longest frame)",
         "no frame over 100 ms",
