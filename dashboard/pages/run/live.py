@@ -162,8 +162,7 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         out = changes(ctx, before, summary, rulegraph)
         return tuple(out.get(target, dash.no_update) for target in OUTPUTS)
 
-    # A new graph box size: Cytoscape only measures its container on a window resize, so it
-    # is told to, and lays the graph out again in the box it now has.
+    # The run's phase, moved in the browser only when it changes (see ``phase``).
     app.clientside_callback(
         dash.ClientsideFunction("snakedeck", "phase"),
         Output(ids.PHASE, "data"),
@@ -172,6 +171,8 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         prevent_initial_call=True,
     )
 
+    # A new graph box size: Cytoscape only measures its container on a window resize, so it
+    # is told to, and lays the graph out again in the box it now has.
     app.clientside_callback(
         dash.ClientsideFunction("snakedeck", "refitGraph"),
         Output(ids.GRAPH_SINK, "data"),
