@@ -77,6 +77,18 @@ def test_one_finished_job_patches_its_rule_only(ctx: Ctx) -> None:
     assert out[(ids.SHOWN, "data")]["summary"] == after
 
 
+def test_the_rule_order_moves_only_when_the_pipeline_order_is_learnt(ctx: Ctx) -> None:
+    run = synthetic_run("live-order", samples=2, parallel=1)
+    persist(ctx.service.store, run.events[:-5])
+    counted = summary_after(ctx, run.run_id)  # no rule graph yet: rules as they were counted
+    pipeline = list(reversed(RunView.of(counted).rules))
+    ordered = {**counted, "rule_order": pipeline}  # its rule graph arrived
+    out = live.changes(ctx, shown_for(counted), ordered, None)
+    assert out[(ids.RULE_ORDER, "data")] == pipeline
+    # Nothing learnt, nothing moved (the timeline is not asked to redraw its lanes).
+    assert (ids.RULE_ORDER, "data") not in live.changes(ctx, shown_for(ordered), ordered, None)
+
+
 def test_a_failure_shows_the_failed_job_and_ends_the_cancel_button(ctx: Ctx) -> None:
     run = synthetic_run("live-b", samples=3, parallel=1, fail_job=3)
     half = len(run.events) // 3

@@ -148,6 +148,7 @@ def layout(ctx: Ctx, run_id: str) -> tuple[Any, Any]:
             dcc.Store(id=ids.LIVE, data=summary),
             dcc.Store(id=ids.PHASE, data=live.phase(summary)),
             dcc.Store(id=ids.RESULTS_KEY),
+            dcc.Store(id=ids.RULE_ORDER, data=list(view.rules)),
             dcc.Store(id=ids.SHOWN, data=live.shown(summary, elements, registered)),
             dcc.Store(id=ids.RULEGRAPH, data=run.get("rulegraph")),
             dcc.Store(id=ids.GRAPH_SINK),

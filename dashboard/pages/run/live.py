@@ -39,6 +39,7 @@ OUTPUTS: Final[tuple[Target, ...]] = (
     (ids.FILTER_RULE, "data"),
     (ids.RULEGRAPH, "data"),
     (ids.SHOWN, "data"),
+    (ids.RULE_ORDER, "data"),
 )
 
 
@@ -145,6 +146,8 @@ def changes(ctx: Ctx, before: Shown, summary: Mapping[str, Any], rulegraph: Any)
     graph, elements = _graph(ctx, before, old, new, rulegraph)
     out.update(graph)
     out[(ids.SHOWN, "data")] = shown(summary, elements, registered)
+    if new.rules != old.rules:  # the timeline re-orders its lanes on it
+        out[(ids.RULE_ORDER, "data")] = list(new.rules)
     return out
 
 

@@ -18,7 +18,6 @@ from dash import Input, Output, Patch, State, dcc, html
 from dashboard import timeline
 from dashboard.context import Ctx
 from dashboard.pages.run import ids
-from dashboard.pages.run.view import RunView
 from snakedeck.service import ServiceError
 
 PAGE = 500
@@ -87,11 +86,16 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
         Output(ids.TIMELINE_ACK, "data"),
         Input(ids.TABS, "value"),
         Input(ids.TIMELINE_FEED, "data"),
+        # A rule order learnt after the last patch (the feed's job summaries and the run's
+        # summary travel apart) still reaches the lanes.
+        Input(ids.RULE_ORDER, "data"),
         State(ids.TIMELINE_STATE, "data"),
         State(ids.RUN_ID, "data"),
-        State(ids.SHOWN, "data"),
     )
-    def draw(tab: str, feed: dict[str, Any] | None, state: Any, run_id: str, shown: Any) -> tuple:
+    def draw(
+        tab: str, feed: dict[str, Any] | None, rules: list[str] | None, state: Any, run_id: str
+    ) -> tuple:
+        order = list(rules or [])
         if state is None:
             if tab != "timeline":  # not drawn yet: it will be read whole when first opened
                 return dash.no_update, dash.no_update, _ack(feed, None)
@@ -99,13 +103,16 @@ def register(app: dash.Dash, ctx: Ctx) -> None:
                 jobs, left_out = started_jobs(ctx, run_id)
             except ServiceError:
                 raise dash.exceptions.PreventUpdate from None
-            order = RunView.of((shown or {}).get("summary") or {}).rules
             figure, state = timeline.build(jobs, order, left_out=left_out)
             return figure, state, _ack(feed, state)
+        patch = Patch()
+        if dash.ctx.triggered_id == ids.RULE_ORDER:
+            if order == state.get("order"):
+                raise dash.exceptions.PreventUpdate
+            timeline.apply_jobs(patch, state, [], rule_order=order)
+            return patch, state, dash.no_update  # no feed drawn: nothing to acknowledge
         if dash.ctx.triggered_id != ids.TIMELINE_FEED or not feed:
             raise dash.exceptions.PreventUpdate
-        patch = Patch()
-        order = RunView.of((shown or {}).get("summary") or {}).rules
         timeline.apply_jobs(patch, state, feed.get("jobs") or [], rule_order=order)
         return patch, state, _ack(feed, state)
 
