@@ -410,8 +410,8 @@
       return next;
     },
 
-    /* What the Results tab re-reads on (state, jobs done, attempt), moved only while it is
-     * open: a closed tab costs the feed nothing. */
+    /* What the Results tab re-reads on (state, jobs done, attempt: pages/run/results.py
+     * ``_key``), moved only while it is open: a closed tab costs the feed nothing. */
     resultsKey: function (summary, tab, before) {
       if (!summary || tab !== "results") return window.dash_clientside.no_update;
       var next = [valueOf(summary.state), valueOf((summary.progress || {}).done),

@@ -52,6 +52,7 @@ def panel() -> Any:
 
 
 def _key(summary: Mapping[str, Any] | None) -> list[Any]:
+    """What a re-read follows; assets/snakedeck.js ``resultsKey`` moves on the same fields."""
     summary = summary or {}
     return [summary.get("state"), (summary.get("progress") or {}).get("done"),
             summary.get("attempt")]  # fmt: skip
